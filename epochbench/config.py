@@ -1,0 +1,76 @@
+"""Checks of an experiment config that a JSON schema cannot express.
+
+The schema (workflow/schemas/config.schema.yaml) checks types and ranges and
+fills defaults; `check_config` then checks what needs the file system or the
+model zoos, so that a bad config stops the run before any training with one
+line naming the key at fault.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+FASTAI_DATASETS = {"pets": "PETS", "imagenette_160": "IMAGENETTE_160", "mnist_tiny": "MNIST_TINY"}
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+def config_hash(config: dict) -> str:
+    """Short, stable hash of a config: the same settings give the same hash."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def architecture_source(name: str) -> str:
+    """'torchvision' if torchvision has a model of this name, else 'timm' if timm has one."""
+    import torchvision.models
+
+    if name in torchvision.models.list_models(module=torchvision.models):
+        return "torchvision"
+    import timm
+
+    if timm.is_model(name):
+        return "timm"
+    raise ConfigError(
+        f"config key 'architectures': unknown architecture {name!r}; "
+        "use a torchvision name (e.g. resnet18) or a timm name (e.g. resnet10t)"
+    )
+
+
+def _check_dataset(dataset: dict, key: str) -> None:
+    if dataset["valid_fraction"] + dataset["test_fraction"] >= 1:
+        raise ConfigError(
+            f"config keys '{key}.valid_fraction' + '{key}.test_fraction' must be < 1 "
+            f"(got {dataset['valid_fraction']} + {dataset['test_fraction']}), so that images are left to train on"
+        )
+    if dataset["name"] == "folder":
+        if not dataset.get("path"):
+            raise ConfigError(f"config key '{key}.path': name 'folder' needs the path of an image folder")
+        if not Path(dataset["path"]).is_dir():
+            raise ConfigError(f"config key '{key}.path': folder {dataset['path']!r} does not exist")
+    if dataset.get("label_regex") is not None:
+        import re
+
+        try:
+            if re.compile(dataset["label_regex"]).groups < 1:
+                raise ConfigError(f"config key '{key}.label_regex': needs one (group) that captures the label")
+        except re.error as err:
+            raise ConfigError(f"config key '{key}.label_regex': not a regular expression ({err})") from None
+
+
+def check_config(config: dict) -> None:
+    """Raise ConfigError for the first setting that cannot work."""
+    _check_dataset(config["dataset"], "dataset")
+    pretrained = config["pretrained"]
+    if pretrained == "source":
+        if "source" not in config:
+            raise ConfigError("config key 'source': pretrained is 'source' but no source task is configured")
+        _check_dataset(config["source"]["dataset"], "source.dataset")
+    elif pretrained not in ("imagenet", "none") and not Path(pretrained).is_file():
+        raise ConfigError(
+            f"config key 'pretrained': {pretrained!r} is neither imagenet, none, source nor an existing state_dict file"
+        )
+    for name in config["architectures"]:
+        architecture_source(name)

@@ -1,0 +1,194 @@
+"""One training cell: fastai's `vision_learner` + `learn.fine_tune(n)` on prepared arrays, with its history recorded.
+
+Each (architecture, n, seed) is its own run: fine_tune(n) runs `freeze_epochs`
+frozen epochs, then a one-cycle schedule over n epochs whose shape depends on n,
+so epoch 5 of fine_tune(10) is not fine_tune(5).
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.schedule import fine_tune, fit_one_cycle  # noqa: F401  (patches Learner)
+from fastai.data.core import DataLoaders, TfmdDL
+from fastai.data.transforms import IntToFloatTensor
+from fastai.learner import Recorder
+from fastai.losses import CrossEntropyLossFlat
+from fastai.metrics import accuracy
+from fastai.torch_core import TensorCategory, TensorImage, set_seed
+from fastai.vision.learner import vision_learner
+
+from .data import TEST, TRAIN, VALID, PreparedData, load_prepared
+from .io import atomic_path
+
+log = logging.getLogger("epochbench")
+
+HISTORY_COLUMNS = ["phase", "epoch", "train_loss", "valid_loss", "accuracy", "lr"]
+
+
+class WeightsError(ValueError):
+    """A weights file that does not fit the architecture; the message names the file."""
+
+
+class ArrayImages(torch.utils.data.Dataset):
+    """(image, label) pairs from a decoded uint8 array; fastai's IntToFloatTensor scales batches to [0, 1]."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return TensorImage(torch.from_numpy(np.array(self.images[i]))), TensorCategory(int(self.labels[i]))
+
+
+def pick_device(choice: str = "auto") -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def make_dataloaders(data: PreparedData, batch_size: int, device) -> tuple:
+    """Train/valid DataLoaders for the learner, and a test DataLoader that nothing uses for selection."""
+
+    def loader(split, train=False):
+        images, labels = data.split(split)
+        return TfmdDL(
+            ArrayImages(images, labels),
+            bs=min(batch_size, len(labels)),
+            shuffle=train,
+            drop_last=train and len(labels) > batch_size,
+            after_batch=[IntToFloatTensor()],
+            device=device,
+        )
+
+    dls = DataLoaders(loader(TRAIN, train=True), loader(VALID), device=device)
+    return dls, loader(TEST)
+
+
+def resolve_architecture(name: str):
+    """The torchvision model function of this name, or the timm name (fastai's vision_learner takes both)."""
+    from .config import architecture_source
+
+    if architecture_source(name) == "torchvision":
+        import torchvision.models
+
+        return getattr(torchvision.models, name)
+    return name
+
+
+def make_learner(arch: str, dls, n_classes: int, pretrained: str, cbs=()):
+    """fastai's vision_learner with body weights from ImageNet, a state_dict file, or random init."""
+    learn = vision_learner(
+        dls,
+        resolve_architecture(arch),
+        n_out=n_classes,
+        pretrained=pretrained == "imagenet",
+        loss_func=CrossEntropyLossFlat(),
+        metrics=accuracy,
+        cbs=list(cbs),
+    )
+    if pretrained not in ("imagenet", "none"):
+        load_body_weights(learn, pretrained)
+    return learn
+
+
+def load_body_weights(learn, path) -> None:
+    """Load a state_dict of the network body (as `pretrain_body` saves it) into `learn.model[0]`."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several kinds for a bad file
+        raise WeightsError(f"{path}: cannot read as a state_dict ({type(err).__name__}: {err})") from None
+    body = learn.model[0]
+    try:
+        body.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise WeightsError(f"{path}: does not fit the body of this architecture ({first})") from None
+
+
+class EpochHistory(Callback):
+    """Collect one row per epoch across both fits of fine_tune.
+
+    fastai's Recorder (and CSVLogger) start afresh at each `fit`, and fine_tune
+    calls fit twice (frozen, then unfrozen), so this callback keeps its own
+    list. It runs after the Recorder so that the epoch's values are there.
+    """
+
+    order = Recorder.order + 1
+
+    def __init__(self, label: str = ""):
+        self.label, self.rows, self.seconds = label, [], []
+
+    def before_epoch(self):
+        self.epoch_start = time.perf_counter()
+
+    def after_epoch(self):
+        train_loss, valid_loss, acc = (float(v) for v in self.recorder.values[-1])
+        # A frozen optimizer trains only its last parameter group (the head).
+        phase = "frozen" if self.opt.frozen_idx > 0 else "unfrozen"
+        lr = float(self.opt.hypers[-1]["lr"])
+        row = dict(phase=phase, epoch=self.epoch + 1, train_loss=train_loss, valid_loss=valid_loss, accuracy=acc, lr=lr)
+        self.rows.append(row)
+        self.seconds.append(time.perf_counter() - self.epoch_start)
+        log.info(
+            "%s%s epoch %d/%d | train_loss %.4f valid_loss %.4f accuracy %.4f lr %.2e | %.1fs",
+            self.label, phase, self.epoch + 1, self.n_epoch, train_loss, valid_loss, acc, lr, self.seconds[-1],
+        )
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    # One thread per job by default: several single-threaded jobs side by side
+    # beat one multi-threaded job on small models, and never oversubscribe the cores.
+    torch.set_num_threads(max(1, threads))
+    set_seed(seed, reproducible=True)
+
+
+def fine_tune_cell(
+    data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict,
+    batch_size: int = 64, threads: int = 1, device: str = "auto",
+):
+    """Run fine_tune(n) once; return (history rows, seconds per epoch, final metrics)."""
+    seed_everything(seed, threads)
+    data = load_prepared(data_dir)
+    dev = pick_device(device)
+    dls, test_dl = make_dataloaders(data, batch_size, dev)
+    history = EpochHistory(label=f"{arch} fine_tune({n}) seed {seed} | ")
+    learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history])
+    learn.model.to(dev)
+    with learn.no_bar(), learn.no_logging():
+        learn.fine_tune(n, **fine_tune_args)
+        learn.remove_cb(history)
+        valid_loss, valid_accuracy = (float(v) for v in learn.validate())
+        test_loss, test_accuracy = (float(v) for v in learn.validate(dl=test_dl))
+    final = dict(
+        architecture=arch, n=n, seed=seed,
+        valid_loss=valid_loss, valid_accuracy=valid_accuracy, test_loss=test_loss, test_accuracy=test_accuracy,
+        n_train=int((data.splits == TRAIN).sum()), n_valid=int((data.splits == VALID).sum()),
+        n_test=int((data.splits == TEST).sum()),
+    )
+    log.info("%s final | valid_accuracy %.4f test_accuracy %.4f", history.label, valid_accuracy, test_accuracy)
+    return history.rows, history.seconds, final
+
+
+def pretrain_body(
+    data_dir, arch: str, out_path, epochs: int, lr: float, batch_size: int = 64, seed: int = 0,
+    threads: int = 1, device: str = "auto",
+) -> dict:
+    """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific)."""
+    seed_everything(seed, threads)
+    data = load_prepared(data_dir)
+    dev = pick_device(device)
+    dls, _ = make_dataloaders(data, batch_size, dev)
+    history = EpochHistory(label=f"{arch} pretrain | ")
+    learn = make_learner(arch, dls, len(data.classes), "none", cbs=[history])
+    learn.model.to(dev)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(epochs, lr)
+    with atomic_path(Path(out_path)) as tmp:
+        torch.save({k: v.cpu() for k, v in learn.model[0].state_dict().items()}, tmp)
+    return dict(architecture=arch, epochs=epochs, source_valid_accuracy=history.rows[-1]["accuracy"])
