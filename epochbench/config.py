@@ -60,6 +60,30 @@ def _check_dataset(dataset: dict, key: str) -> None:
             raise ConfigError(f"config key '{key}.label_regex': not a regular expression ({err})") from None
 
 
+def schema_error(config: dict, schema_path) -> "str | None":
+    """The most relevant schema violation of `config` as one line naming the key, or None.
+
+    Snakemake's own `validate` (which the Snakefile calls next, to fill the
+    defaults) reports a violation as a multi-line dump; users need the key.
+    """
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is None:
+        return None
+    key = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        where = f"{key}." if key else ""
+        return f"config key '{where}{unknown[0]}': unknown key; allowed here: {allowed}"
+    if error.validator == "required":
+        return f"config key '{key + '.' if key else ''}{error.message.split()[0].strip(chr(39))}': required but missing"
+    return f"config key '{key}': {error.message}"
+
+
 def check_config(config: dict) -> None:
     """Raise ConfigError for the first setting that cannot work."""
     _check_dataset(config["dataset"], "dataset")

@@ -1,0 +1,22 @@
+# epochbench: does fine-tuning longer really help?
+# For every architecture, every n = 1..max_epochs and every seed, one job runs
+# fastai's fine_tune(n); the tables, figures and report aggregate over seeds.
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analyze.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        REPORT_HTML,

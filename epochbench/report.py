@@ -1,0 +1,176 @@
+"""The HTML report: tables in, one self-contained page out (figures inlined, nothing fetched).
+
+All numbers and sentences are made here from the tables; the jinja2 template
+only lays them out.
+"""
+
+import base64
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import __version__
+from .plots import caption
+from .tables import rule_times
+
+PACKAGES = [
+    "torch", "torchvision", "fastai", "timm", "snakemake", "pandas", "numpy", "scipy", "scikit-learn",
+    "seaborn", "matplotlib", "jinja2",
+]
+
+
+def pct(x) -> str:
+    return "–" if pd.isna(x) else f"{100 * x:.1f}%"
+
+
+def num(x, digits=4) -> str:
+    return "–" if pd.isna(x) else f"{x:.{digits}f}"
+
+
+def verdict(point: pd.Series) -> str:
+    """The plain-language answer for one architecture, from its row of overfitting.csv."""
+    n_max = int(point["max_n"])
+    chosen = int(point["chosen_n"])
+    test = (
+        f"Held-out test accuracy at n = {chosen} is {pct(point['chosen_test_accuracy'])} "
+        f"(95% CI {pct(point['chosen_test_ci_low'])} to {pct(point['chosen_test_ci_high'])}, {int(point['seeds'])} seeds)."
+    )
+    if point["overfits_within_max_n"]:
+        head = (
+            f"Validation accuracy peaks at n = {int(point['best_n'])} ({pct(point['best_valid_accuracy'])} mean over seeds) "
+            f"and is {pct(point['valid_accuracy_at_max_n'])} at n = {n_max}."
+        )
+    else:
+        head = f"No overfitting within N = {n_max}: mean validation accuracy is highest at n = {n_max} ({pct(point['best_valid_accuracy'])})."
+    if chosen == int(point["best_n"]):
+        rule = f"The one-standard-error rule also picks n = {chosen}."
+    else:
+        rule = (
+            f"n = {chosen} is the smallest n within one standard error of the best, so the one-standard-error rule picks it: "
+            f"longer fine-tuning does not help measurably beyond it."
+        )
+    within = ""
+    if pd.notna(point.get("within_run_best_epoch")):
+        epoch = int(point["within_run_best_epoch"])
+        agree = "the same n" if point["within_run_agrees"] else f"not the n-sweep's best n = {int(point['best_n'])}"
+        within = f" A single long run, fine_tune({n_max}), read epoch by epoch, peaks at epoch {epoch}: {agree}."
+    return f"{head} {rule} {test}{within}"
+
+
+def git_commit(workdir) -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(workdir), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(workdir), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" (with uncommitted changes)" if dirty else "")
+
+
+def hardware() -> dict:
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    info = {"platform": platform.platform(), "cpu": model, "cpu cores": str(os.cpu_count())}
+    try:
+        import torch
+
+        info["gpus"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) or "none"
+    except ImportError:
+        info["gpus"] = "unknown"
+    return info
+
+
+def package_versions() -> dict:
+    versions = {"epochbench": __version__}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def time_table(benchmark_files) -> list:
+    times = rule_times(benchmark_files)
+    if times.empty:
+        return []
+    per_rule = times.groupby("rule", sort=False)["seconds"].agg(["count", "sum", "mean", "max"]).reset_index()
+    total = per_rule["sum"].sum()
+    return [
+        dict(rule=r.rule, jobs=int(r["count"]), total=num(r["sum"], 1), mean=num(r["mean"], 1), max=num(r["max"], 1),
+             share=pct(r["sum"] / total if total else np.nan))
+        for _, r in per_rule.iterrows()
+    ]
+
+
+def inline_png(path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def build_context(config, config_hash, summary, points, curve, finals, figures, benchmark_files, workdir) -> dict:
+    """Everything the template shows, as strings and lists of rows."""
+    summary_rows = [
+        dict(architecture=r.architecture, n=int(r.n), metric=r.metric, seeds=int(r.seeds), mean=num(r["mean"]),
+             std=num(r["std"]), ci_low=num(r.ci_low), ci_high=num(r.ci_high))
+        for _, r in summary.iterrows()
+    ]
+    answers = [
+        dict(
+            architecture=p.architecture, verdict=verdict(p), chosen_n=int(p.chosen_n), best_n=int(p.best_n),
+            test=pct(p.chosen_test_accuracy), test_ci=f"{pct(p.chosen_test_ci_low)} to {pct(p.chosen_test_ci_high)}",
+            best_valid=pct(p.best_valid_accuracy), within_run_epoch=(
+                "–" if pd.isna(p.within_run_best_epoch) else str(int(p.within_run_best_epoch))
+            ),
+        )
+        for _, p in points.iterrows()
+    ]
+    figure_rows = [
+        dict(name=Path(f).stem, src=inline_png(f), caption=caption(Path(f).stem, config["experiment"], config_hash))
+        for f in figures
+    ]
+    return dict(
+        experiment=config["experiment"],
+        config_hash=config_hash,
+        answers=answers,
+        figures=figure_rows,
+        summary=summary_rows,
+        cells=len(finals),
+        seeds=sorted(finals["seed"].unique().tolist()),
+        max_n=int(config["max_epochs"]),
+        architectures=list(config["architectures"]),
+        dataset=config["dataset"]["name"],
+        pretrained=config["pretrained"],
+        config_yaml=yaml.safe_dump(config, sort_keys=False),
+        commit=git_commit(workdir),
+        versions=package_versions(),
+        hardware=hardware(),
+        times=time_table(benchmark_files),
+        within_run_rows=len(curve),
+    )
+
+
+def render(template_path, context) -> str:
+    template_path = Path(template_path)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_path.parent),
+        autoescape=True,  # experiment, class and file names come from users
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template(template_path.name).render(**context)

@@ -1,0 +1,110 @@
+"""Aggregate over seeds: summary statistics, the overfitting point, and the within-run curve.
+
+A one-point accuracy drop on ~1,500 validation images is about one standard
+error of a single run, so nothing here looks at one seed alone: every number
+is a mean over seeds with its spread, and n is chosen by the one-standard-error
+rule on validation accuracy, then reported on the held-out test split.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+METRICS = ["valid_accuracy", "test_accuracy", "valid_loss", "test_loss"]
+CONFIDENCE = 0.95
+
+
+def mean_and_interval(values: pd.Series) -> pd.Series:
+    """Seeds counted, mean, standard deviation, standard error and the 95% t-interval of the mean."""
+    values = values.dropna().astype(float)
+    k = len(values)
+    mean = values.mean() if k else np.nan
+    std = values.std(ddof=1) if k > 1 else np.nan
+    sem = std / np.sqrt(k) if k > 1 else np.nan
+    if k > 1 and sem > 0:
+        low, high = scipy_stats.t.interval(CONFIDENCE, df=k - 1, loc=mean, scale=sem)
+    elif k > 1:  # every seed agrees: the interval is the point
+        low = high = mean
+    else:
+        low = high = np.nan
+    return pd.Series({"seeds": k, "mean": mean, "std": std, "sem": sem, "ci_low": low, "ci_high": high})
+
+
+def summarize(finals: pd.DataFrame, by=("architecture", "n")) -> pd.DataFrame:
+    """Tidy summary: one row per (architecture, n, metric) with seeds, mean, std, sem and 95% CI."""
+    long = finals.melt(id_vars=list(by) + ["seed"], value_vars=METRICS, var_name="metric")
+    summary = long.groupby(list(by) + ["metric"], sort=True)["value"].apply(mean_and_interval).unstack()
+    summary = summary.reset_index()
+    summary["seeds"] = summary["seeds"].astype(int)
+    return summary
+
+
+def _metric(summary: pd.DataFrame, arch: str, metric: str) -> pd.DataFrame:
+    rows = summary[(summary["architecture"] == arch) & (summary["metric"] == metric)]
+    return rows.set_index("n").sort_index()
+
+
+def overfitting_points(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per architecture: the best n by mean validation accuracy, the one-standard-error choice, and its test accuracy.
+
+    One-standard-error rule (Breiman et al., 1984; Hastie et al., ESL 7.10):
+    the smallest n whose mean validation accuracy is within one standard error
+    of the best mean. It prefers the cheaper schedule when the data cannot
+    tell them apart. Test accuracy at the chosen n is the figure to report:
+    the validation accuracy at the n chosen on it is optimistically biased.
+    """
+    rows = []
+    for arch in summary["architecture"].unique():
+        valid = _metric(summary, arch, "valid_accuracy")
+        test = _metric(summary, arch, "test_accuracy")
+        best_n = int(valid["mean"].idxmax())  # idxmax returns the first, i.e. smallest, n on ties
+        best = valid.loc[best_n]
+        threshold = best["mean"] - (best["sem"] if np.isfinite(best["sem"]) else 0.0)
+        chosen_n = int(valid.index[valid["mean"] >= threshold].min())
+        max_n = int(valid.index.max())
+        rows.append(
+            dict(
+                architecture=arch,
+                max_n=max_n,
+                seeds=int(best["seeds"]),
+                best_n=best_n,
+                best_valid_accuracy=best["mean"],
+                best_valid_accuracy_sem=best["sem"],
+                one_se_threshold=threshold,
+                chosen_n=chosen_n,
+                chosen_valid_accuracy=valid.loc[chosen_n, "mean"],
+                chosen_test_accuracy=test.loc[chosen_n, "mean"],
+                chosen_test_ci_low=test.loc[chosen_n, "ci_low"],
+                chosen_test_ci_high=test.loc[chosen_n, "ci_high"],
+                valid_accuracy_at_max_n=valid.loc[max_n, "mean"],
+                overfits_within_max_n=best_n < max_n,
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def within_run_curve(histories: pd.DataFrame, max_n: int) -> pd.DataFrame:
+    """The epoch-by-epoch validation curve of the longest runs, fine_tune(max_n), over seeds.
+
+    This is what one would read off a single long run. It is a different
+    view from the n-sweep: epoch e of fine_tune(N) sits at another point of
+    the one-cycle schedule than the end of fine_tune(e).
+    """
+    longest = histories[(histories["n"] == max_n) & (histories["phase"] == "unfrozen")]
+    long = longest.melt(
+        id_vars=["architecture", "epoch", "seed"], value_vars=["accuracy", "valid_loss"], var_name="metric"
+    )
+    curve = long.groupby(["architecture", "epoch", "metric"])["value"].apply(mean_and_interval).unstack()
+    curve = curve.reset_index()
+    curve["seeds"] = curve["seeds"].astype(int)
+    return curve
+
+
+def compare_within_run(points: pd.DataFrame, curve: pd.DataFrame) -> pd.DataFrame:
+    """Add the epoch a single long run would pick to each architecture's overfitting point."""
+    accuracy = curve[curve["metric"] == "accuracy"]
+    best_epoch = accuracy.loc[accuracy.groupby("architecture")["mean"].idxmax(), ["architecture", "epoch", "mean"]]
+    best_epoch = best_epoch.rename(columns={"epoch": "within_run_best_epoch", "mean": "within_run_best_accuracy"})
+    merged = points.merge(best_epoch, on="architecture", how="left")
+    merged["within_run_agrees"] = merged["within_run_best_epoch"] == merged["best_n"]
+    return merged

@@ -1,0 +1,21 @@
+from epochbench.jobs import log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821  (snakemake is injected by the script directive)
+
+import pandas as pd  # noqa: E402
+
+from epochbench import report  # noqa: E402
+from epochbench.io import write_text  # noqa: E402
+
+context = report.build_context(
+    config=snakemake.params.config,
+    config_hash=snakemake.params.config_hash,
+    summary=pd.read_csv(snakemake.input.summary),
+    points=pd.read_csv(snakemake.input.overfitting),
+    curve=pd.read_csv(snakemake.input.within_run),
+    finals=pd.read_csv(snakemake.input.finals),
+    figures=snakemake.input.figures,
+    benchmark_files=snakemake.input.benchmarks,
+    workdir=snakemake.params.workdir,
+)
+write_text(snakemake.output.html, report.render(snakemake.input.template, context))

@@ -1,0 +1,91 @@
+rule collect_tables:
+    """Gather every cell's history and final metrics into tidy tables."""
+    input:
+        histories=cell_files("history.csv"),
+        epoch_seconds=cell_files("epoch_seconds.csv"),
+        metrics=cell_files("metrics.json"),
+    output:
+        histories=report(
+            f"{TABLES}/histories.csv",
+            caption="../report/histories.rst",
+            category="Tables",
+        ),
+        finals=report(
+            f"{TABLES}/finals.csv", caption="../report/finals.rst", category="Tables"
+        ),
+    log:
+        f"{LOGS}/collect_tables.log",
+    benchmark:
+        f"{BENCH}/collect_tables/all.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/collect_tables.py"
+
+
+rule summarize:
+    """Mean, spread and 95% interval over seeds; the overfitting point; the within-run curve."""
+    input:
+        histories=f"{TABLES}/histories.csv",
+        finals=f"{TABLES}/finals.csv",
+    output:
+        summary=report(
+            f"{TABLES}/summary.csv", caption="../report/summary.rst", category="Tables"
+        ),
+        overfitting=report(
+            f"{TABLES}/overfitting.csv",
+            caption="../report/overfitting.rst",
+            category="Tables",
+        ),
+        within_run=report(
+            f"{TABLES}/within_run.csv",
+            caption="../report/within_run.rst",
+            category="Tables",
+        ),
+    params:
+        max_n=config["max_epochs"],
+    log:
+        f"{LOGS}/summarize.log",
+    benchmark:
+        f"{BENCH}/summarize/all.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/summarize.py"
+
+
+rule plot_figures:
+    """Seaborn figures of the tables, as SVG, PNG and PDF with stable names for write-ups to cite."""
+    input:
+        finals=f"{TABLES}/finals.csv",
+        summary=f"{TABLES}/summary.csv",
+        overfitting=f"{TABLES}/overfitting.csv",
+        within_run=f"{TABLES}/within_run.csv",
+    output:
+        **{
+            f"{name}_{fmt}": (
+                report(
+                    f"{REPORTS}/figures/{name}.{fmt}",
+                    caption=f"../report/{name}.rst",
+                    category="Figures",
+                )
+                if fmt == "png"
+                else f"{REPORTS}/figures/{name}.{fmt}"
+            )
+            for name in FIGURES
+            for fmt in FIGURE_FORMATS
+        },
+    log:
+        f"{LOGS}/plot_figures.log",
+    benchmark:
+        f"{BENCH}/plot_figures/all.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/plot_figures.py"

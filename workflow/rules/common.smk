@@ -1,0 +1,69 @@
+import sys
+
+from snakemake.utils import validate
+
+from epochbench.config import ConfigError, check_config, config_hash, schema_error
+
+SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+
+# A bad config stops here, before any job runs, with one line naming the key.
+_problem = schema_error(config, SCHEMA)
+if _problem:
+    sys.exit(f"epochbench: {_problem}")
+validate(config, SCHEMA)  # Snakemake's validation, which also fills the schema's defaults
+try:
+    check_config(config)
+except ConfigError as err:
+    sys.exit(f"epochbench: {err}")
+
+EXPERIMENT = config["experiment"]
+ARCHITECTURES = config["architectures"]
+EPOCHS = list(range(1, config["max_epochs"] + 1))
+SEEDS = config["seeds"]
+CONFIG_HASH = config_hash(config)
+# Training jobs ask the scheduler for a GPU only when the config insists on one;
+# 'auto' uses one when the job finds it.
+GPUS_PER_JOB = 1 if config["device"] == "cuda" else 0
+
+RESULTS = f"results/{EXPERIMENT}"
+LOGS = f"logs/{EXPERIMENT}"
+BENCH = f"{RESULTS}/benchmarks"
+TABLES = f"{RESULTS}/tables"
+REPORTS = f"reports/{EXPERIMENT}"
+REPORT_HTML = f"{REPORTS}/index.html"
+FIGURES = ["accuracy_vs_n", "loss_vs_n", "within_run_curve"]
+FIGURE_FORMATS = ["svg", "png", "pdf"]
+DATA_FILES = ["images.npy", "labels.npy", "splits.npy", "meta.json"]
+CELL = "{arch}/n{n}/seed{seed}"
+DATA_TASKS = ["target", "source"] if config["pretrained"] == "source" else ["target"]
+
+
+wildcard_constraints:
+    arch=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    n=r"\d+",
+    seed=r"\d+",
+    task=r"target|source",
+
+
+def cell_files(name):
+    """One path per (architecture, n, seed) cell of the grid."""
+    return expand(f"{RESULTS}/cells/{CELL}/{name}", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS)
+
+
+def body_weights(wildcards):
+    """The body weights a training job starts from: the pipeline's own pretraining, a file, or none."""
+    if config["pretrained"] == "source":
+        return f"{RESULTS}/pretrained/{wildcards.arch}.pt"
+    if config["pretrained"] in ("imagenet", "none"):
+        return []
+    return config["pretrained"]
+
+
+def benchmark_files():
+    """Every job's Snakemake benchmark file upstream of the report, for the 'where the time went' table."""
+    files = expand(f"{BENCH}/prepare_data/{{task}}.tsv", task=DATA_TASKS)
+    if config["pretrained"] == "source":
+        files += expand(f"{BENCH}/pretrain/{{arch}}.tsv", arch=ARCHITECTURES)
+    files += expand(f"{BENCH}/fine_tune/{CELL}.tsv", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS)
+    files += [f"{BENCH}/{rule}/all.tsv" for rule in ("collect_tables", "summarize", "plot_figures")]
+    return files

@@ -1,0 +1,24 @@
+rule render_report:
+    """One self-contained HTML file: the answer first, then figures, tables and provenance."""
+    input:
+        summary=f"{TABLES}/summary.csv",
+        overfitting=f"{TABLES}/overfitting.csv",
+        within_run=f"{TABLES}/within_run.csv",
+        finals=f"{TABLES}/finals.csv",
+        figures=expand(f"{REPORTS}/figures/{{name}}.png", name=FIGURES),
+        template="reports/templates/report.html.j2",
+        benchmarks=benchmark_files(),
+    output:
+        html=REPORT_HTML,
+    params:
+        config=config,
+        config_hash=CONFIG_HASH,
+        workdir=workflow.basedir,
+    log:
+        f"{LOGS}/render_report.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../../scripts/render_report.py"

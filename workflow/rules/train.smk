@@ -1,0 +1,25 @@
+rule fine_tune:
+    """One cell of the grid: fastai's learn.fine_tune(n) with one seed, its history and final metrics."""
+    input:
+        data=multiext(f"{RESULTS}/data/target/", *DATA_FILES),
+        weights=body_weights,
+    output:
+        history=f"{RESULTS}/cells/{CELL}/history.csv",
+        epoch_seconds=f"{RESULTS}/cells/{CELL}/epoch_seconds.csv",
+        metrics=f"{RESULTS}/cells/{CELL}/metrics.json",
+    params:
+        pretrained=config["pretrained"],
+        fine_tune=config["fine_tune"],
+        batch_size=config["batch_size"],
+        device=config["device"],
+    log:
+        f"{LOGS}/fine_tune/{CELL}.log",
+    benchmark:
+        f"{BENCH}/fine_tune/{CELL}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+        gpu=GPUS_PER_JOB,
+    script:
+        "../../scripts/fine_tune.py"
