@@ -6,7 +6,12 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# A --configfile replaces the default experiment rather than being merged into
+# it: Snakemake merges nested keys, which would leak the default's settings
+# (its label noise, say) into another experiment.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

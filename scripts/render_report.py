@@ -2,6 +2,8 @@ from epochbench.jobs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821  (snakemake is injected by the script directive)
 
+from pathlib import Path  # noqa: E402
+
 import pandas as pd  # noqa: E402
 
 from epochbench import report  # noqa: E402
@@ -16,6 +18,6 @@ context = report.build_context(
     finals=pd.read_csv(snakemake.input.finals),
     figures=snakemake.input.figures,
     benchmark_files=snakemake.input.benchmarks,
-    workdir=snakemake.params.workdir,
+    workdir=Path(snakemake.scriptdir).parent,  # the checkout whose commit made this report
 )
 write_text(snakemake.output.html, report.render(snakemake.input.template, context))

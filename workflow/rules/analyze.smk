@@ -17,6 +17,8 @@ rule collect_tables:
         f"{LOGS}/collect_tables.log",
     benchmark:
         f"{BENCH}/collect_tables/all.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -44,16 +46,18 @@ rule summarize:
             caption="../report/within_run.rst",
             category="Tables",
         ),
-    params:
-        max_n=config["max_epochs"],
     log:
         f"{LOGS}/summarize.log",
     benchmark:
         f"{BENCH}/summarize/all.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        max_n=config["max_epochs"],
     script:
         "../../scripts/summarize.py"
 
@@ -83,6 +87,8 @@ rule plot_figures:
         f"{LOGS}/plot_figures.log",
     benchmark:
         f"{BENCH}/plot_figures/all.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,

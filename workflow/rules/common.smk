@@ -10,7 +10,8 @@ SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 _problem = schema_error(config, SCHEMA)
 if _problem:
     sys.exit(f"epochbench: {_problem}")
-validate(config, SCHEMA)  # Snakemake's validation, which also fills the schema's defaults
+# Snakemake's own validation, which also fills in the schema's defaults.
+validate(config, SCHEMA)
 try:
     check_config(config)
 except ConfigError as err:
@@ -47,7 +48,9 @@ wildcard_constraints:
 
 def cell_files(name):
     """One path per (architecture, n, seed) cell of the grid."""
-    return expand(f"{RESULTS}/cells/{CELL}/{name}", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS)
+    return expand(
+        f"{RESULTS}/cells/{CELL}/{name}", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS
+    )
 
 
 def body_weights(wildcards):
@@ -64,6 +67,11 @@ def benchmark_files():
     files = expand(f"{BENCH}/prepare_data/{{task}}.tsv", task=DATA_TASKS)
     if config["pretrained"] == "source":
         files += expand(f"{BENCH}/pretrain/{{arch}}.tsv", arch=ARCHITECTURES)
-    files += expand(f"{BENCH}/fine_tune/{CELL}.tsv", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS)
-    files += [f"{BENCH}/{rule}/all.tsv" for rule in ("collect_tables", "summarize", "plot_figures")]
+    files += expand(
+        f"{BENCH}/fine_tune/{CELL}.tsv", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS
+    )
+    files += [
+        f"{BENCH}/{rule}/all.tsv"
+        for rule in ("collect_tables", "summarize", "plot_figures")
+    ]
     return files

@@ -2,17 +2,21 @@ rule prepare_data:
     """Decode, resize, split and label each image once into arrays every training job memory-maps."""
     output:
         multiext(f"{RESULTS}/data/{{task}}/", *DATA_FILES),
-    params:
-        dataset=lambda w: config["dataset"] if w.task == "target" else config["source"]["dataset"],
-        image_size=config["image_size"],
     log:
         f"{LOGS}/prepare_data/{{task}}.log",
     benchmark:
         f"{BENCH}/prepare_data/{{task}}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        dataset=lambda w: (
+            config["dataset"] if w.task == "target" else config["source"]["dataset"]
+        ),
+        image_size=config["image_size"],
     script:
         "../../scripts/prepare_data.py"
 
@@ -24,19 +28,21 @@ rule pretrain:
     output:
         weights=f"{RESULTS}/pretrained/{{arch}}.pt",
         metrics=f"{RESULTS}/pretrained/{{arch}}.json",
-    params:
-        epochs=lambda w: config["source"]["epochs"],
-        lr=lambda w: config["source"]["lr"],
-        batch_size=config["batch_size"],
-        device=config["device"],
     log:
         f"{LOGS}/pretrain/{{arch}}.log",
     benchmark:
         f"{BENCH}/pretrain/{{arch}}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
         gpu=GPUS_PER_JOB,
+    params:
+        epochs=lambda w: config["source"]["epochs"],
+        lr=lambda w: config["source"]["lr"],
+        batch_size=config["batch_size"],
+        device=config["device"],
     script:
         "../../scripts/pretrain.py"

@@ -6,19 +6,20 @@ rule render_report:
         within_run=f"{TABLES}/within_run.csv",
         finals=f"{TABLES}/finals.csv",
         figures=expand(f"{REPORTS}/figures/{{name}}.png", name=FIGURES),
-        template="reports/templates/report.html.j2",
+        template=f"{workflow.basedir}/reports/templates/report.html.j2",
         benchmarks=benchmark_files(),
     output:
         html=REPORT_HTML,
-    params:
-        config=config,
-        config_hash=CONFIG_HASH,
-        workdir=workflow.basedir,
     log:
         f"{LOGS}/render_report.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        config=config,
+        config_hash=CONFIG_HASH,
     script:
         "../../scripts/render_report.py"

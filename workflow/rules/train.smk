@@ -7,19 +7,21 @@ rule fine_tune:
         history=f"{RESULTS}/cells/{CELL}/history.csv",
         epoch_seconds=f"{RESULTS}/cells/{CELL}/epoch_seconds.csv",
         metrics=f"{RESULTS}/cells/{CELL}/metrics.json",
-    params:
-        pretrained=config["pretrained"],
-        fine_tune=config["fine_tune"],
-        batch_size=config["batch_size"],
-        device=config["device"],
     log:
         f"{LOGS}/fine_tune/{CELL}.log",
     benchmark:
         f"{BENCH}/fine_tune/{CELL}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=60,
         gpu=GPUS_PER_JOB,
+    params:
+        pretrained=config["pretrained"],
+        fine_tune=config["fine_tune"],
+        batch_size=config["batch_size"],
+        device=config["device"],
     script:
         "../../scripts/fine_tune.py"

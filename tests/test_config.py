@@ -1,0 +1,83 @@
+"""A bad config stops before any training, with one line that names the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from epochbench.config import ConfigError, check_config, config_hash, schema_error
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def base_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+
+
+def with_defaults(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    validate(config, str(SCHEMA))
+    return config
+
+
+@pytest.mark.parametrize("config_file", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(config_file):
+    config = yaml.safe_load(config_file.read_text())
+    assert schema_error(config, SCHEMA) is None
+
+
+SCHEMA_CASES = [
+    ("unknown key", lambda c: c.update(epochs=3), "'epochs': unknown key"),
+    ("wrong type", lambda c: c.update(max_epochs="ten"), "'max_epochs'"),
+    ("N < 1", lambda c: c.update(max_epochs=0), "'max_epochs'"),
+    ("empty seeds", lambda c: c.update(seeds=[]), "'seeds'"),
+    ("duplicate seeds", lambda c: c.update(seeds=[1, 1]), "'seeds'"),
+    ("unknown dataset", lambda c: c["dataset"].update(name="cifar"), "'dataset.name'"),
+    ("path in experiment name", lambda c: c.update(experiment="../x"), "'experiment'"),
+    ("missing key", lambda c: c.pop("architectures"), "'architectures': required"),
+    ("bad fraction", lambda c: c["dataset"].update(valid_fraction=1.5), "'dataset.valid_fraction'"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,expected", SCHEMA_CASES, ids=[c[0] for c in SCHEMA_CASES])
+def test_schema_errors_name_the_key_on_one_line(name, mutate, expected):
+    config = base_config()
+    mutate(config)
+    message = schema_error(config, SCHEMA)
+    assert message is not None and expected in message
+    assert "\n" not in message
+
+
+CHECK_CASES = [
+    ("fractions sum to 1", lambda c: c["dataset"].update(valid_fraction=0.5, test_fraction=0.5),
+     "'dataset.valid_fraction' + 'dataset.test_fraction'"),
+    ("unknown architecture", lambda c: c.update(architectures=["resnet18", "resnet9000"]), "'architectures'"),
+    ("missing dataset folder", lambda c: c.update(dataset=dict(name="folder", path="/no/such/folder")),
+     "'dataset.path'"),
+    ("missing weights file", lambda c: c.update(pretrained="/no/such/weights.pt"), "'pretrained'"),
+    ("source without task", lambda c: c.pop("source"), "'source'"),
+    ("regex without group", lambda c: c.update(dataset=dict(name="folder", path="/", label_regex=r"\d+")),
+     "'dataset.label_regex'"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,expected", CHECK_CASES, ids=[c[0] for c in CHECK_CASES])
+def test_semantic_errors_name_the_key_on_one_line(name, mutate, expected):
+    config = base_config()
+    mutate(config)
+    assert schema_error(config, SCHEMA) is None
+    with pytest.raises(ConfigError) as err:
+        check_config(with_defaults(config))
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_good_config_passes_and_hash_tracks_content():
+    config = with_defaults(base_config())
+    check_config(config)
+    changed = copy.deepcopy(config)
+    changed["seeds"] = [0, 1, 2]
+    assert config_hash(config) == config_hash(copy.deepcopy(config))
+    assert config_hash(config) != config_hash(changed)

@@ -1,0 +1,141 @@
+"""End to end: the real Snakemake pipeline on config/ci.yaml, from nothing to the HTML report."""
+
+import html
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CI_CONFIG = ROOT / "config" / "ci.yaml"
+
+
+def snakemake(workdir, *args, check=True):
+    command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(CI_CONFIG), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> dict:
+    """Job counts from Snakemake's 'Job stats' table."""
+    table = output.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+def table_rows(page: str, table_id: str) -> list:
+    body = page.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    return [
+        [html.unescape(cell) for cell in re.findall(r"<td>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)
+        if "<td>" in row
+    ]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline")
+    dry = snakemake(workdir, "--dry-run")
+    snakemake(workdir)
+    return workdir, dry.stdout + dry.stderr
+
+
+def test_plan_has_one_training_job_per_cell(finished_run):
+    _, dry_output = finished_run
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    jobs = planned_jobs(dry_output)
+    assert jobs["fine_tune"] == len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
+    assert jobs["pretrain"] == len(config["architectures"])
+    assert jobs["prepare_data"] == 2
+    for rule in ("collect_tables", "summarize", "plot_figures", "render_report"):
+        assert jobs[rule] == 1
+
+
+def test_report_shows_the_numbers_of_the_tables(finished_run):
+    workdir, _ = finished_run
+    tables = workdir / "results" / "ci" / "tables"
+    summary = pd.read_csv(tables / "summary.csv")
+    page = (workdir / "reports" / "ci" / "index.html").read_text()
+
+    shown = table_rows(page, "summary-table")
+    assert len(shown) == len(summary)
+    for row, (_, expected) in zip(shown, summary.iterrows()):
+        assert row[:4] == [expected["architecture"], str(expected["n"]), expected["metric"], str(expected["seeds"])]
+        for cell, column in zip(row[4:], ["mean", "std", "ci_low", "ci_high"]):
+            assert float(cell) == pytest.approx(expected[column], abs=5e-5), (row, column)
+
+    points = pd.read_csv(tables / "overfitting.csv")
+    for _, point in points.iterrows():
+        headline = f"{point['architecture']}: fine-tune for n = {point['chosen_n']} epochs; " \
+                   f"test accuracy {100 * point['chosen_test_accuracy']:.1f}%"
+        assert headline in page
+    assert "data:image/png;base64," in page and "http://" not in page.split("<body>", 1)[1].split("Package")[0]
+
+
+def test_tables_are_tidy_and_complete(finished_run):
+    workdir, _ = finished_run
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    tables = workdir / "results" / "ci" / "tables"
+    finals = pd.read_csv(tables / "finals.csv")
+    histories = pd.read_csv(tables / "histories.csv")
+    cells = len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
+    assert len(finals) == cells
+    # fine_tune(n) has one frozen epoch plus n unfrozen epochs.
+    expected_epochs = sum(1 + n for n in range(1, config["max_epochs"] + 1)) * len(config["architectures"]) * len(config["seeds"])
+    assert len(histories) == expected_epochs
+    assert set(histories["phase"]) == {"frozen", "unfrozen"}
+    assert (histories["seconds"] > 0).all()
+    for name in ("summary", "overfitting", "within_run"):
+        assert (tables / f"{name}.csv").is_file()
+
+
+def test_figures_in_every_format_and_nothing_half_written(finished_run):
+    workdir, _ = finished_run
+    figures = workdir / "reports" / "ci" / "figures"
+    for name in ("accuracy_vs_n", "loss_vs_n", "within_run_curve"):
+        for fmt in ("svg", "png", "pdf"):
+            assert (figures / f"{name}.{fmt}").stat().st_size > 1000
+    assert not [p for p in workdir.rglob("*.tmp*") if ".snakemake" not in p.parts]
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    workdir, _ = finished_run
+    result = snakemake(workdir)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_snakemake_native_report(finished_run):
+    workdir, _ = finished_run
+    snakemake(workdir, "--report", "report.zip")
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = archive.namelist()
+    assert any(name.endswith("accuracy_vs_n.png") for name in names)
+    assert any(name.endswith("summary.csv") for name in names)
+
+
+def test_bad_config_stops_before_any_job_with_one_line(tmp_path):
+    bad = yaml.safe_load(CI_CONFIG.read_text())
+    bad["max_epochs"] = 0
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text(yaml.safe_dump(bad))
+    result = subprocess.run(
+        ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(config_file), "--cores", "1"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "epochbench:" in line]
+    assert lines == ["epochbench: config key 'max_epochs': 0 is less than the minimum of 1"]
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run(["snakemake", "--lint", "--configfile", str(CI_CONFIG)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
