@@ -96,5 +96,11 @@ def check_config(config: dict) -> None:
         raise ConfigError(
             f"config key 'pretrained': {pretrained!r} is neither imagenet, none, source nor an existing state_dict file"
         )
+    train_size = config["dataset"].get("train_size")
+    if train_size is not None and config["batch_size"] > train_size:
+        raise ConfigError(
+            f"config key 'batch_size': {config['batch_size']} is larger than dataset.train_size {train_size}; "
+            "lower batch_size or raise train_size"
+        )
     for name in config["architectures"]:
         architecture_source(name)

@@ -143,6 +143,10 @@ def load_image_folder(root, label_regex=None) -> ImageSet:
         class_parents = split_dirs or [root]
         found = get_image_files(root, folders=[d.name for d in split_dirs] or None)
         files = sorted(f for f in found if f.parent.parent in class_parents)
+        class_dirs = {d.name for parent in class_parents for d in parent.iterdir() if d.is_dir()}
+        empty = sorted(class_dirs - {f.parent.name for f in files})
+        if empty:
+            raise DataError(f"{root}: class folders without images: {', '.join(empty)}; add images or remove them")
         labels = [f.parent.name for f in files]
     if not files:
         how = f"matching label_regex {label_regex!r}" if label_regex else "in <class>/ folders"
@@ -256,16 +260,40 @@ def to_rgb_square(image, size: int) -> np.ndarray:
     return np.asarray(picture, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def prepare_dataset(spec: dict, image_size: int, out_dir) -> dict:
+MIN_IMAGES_PER_CLASS = 3  # one each for train, valid and test
+
+
+def check_classes(imageset: ImageSet, where: str) -> None:
+    """Refuse data whose classes cannot be split into train, valid and test: name the classes at fault."""
+    if len(imageset.classes) < 2:
+        raise DataError(f"{where}: only one class ({imageset.classes}); a classifier needs at least two")
+    counts = np.bincount(imageset.labels, minlength=len(imageset.classes))
+    scarce = [f"{c} ({n})" for c, n in zip(imageset.classes, counts) if n < MIN_IMAGES_PER_CLASS]
+    if scarce:
+        raise DataError(
+            f"{where}: classes with fewer than {MIN_IMAGES_PER_CLASS} images cannot appear in train, valid and "
+            f"test: {', '.join(scarce)}; add images or leave them out with dataset.classes"
+        )
+
+
+def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1) -> dict:
     """Load, split, add noise, decode and write `images.npy`, `labels.npy`, `splits.npy` and `meta.json`.
 
     Returns the metadata written to meta.json (class names, split sizes, flipped labels).
+    `min_train` is the batch size: fewer training images than that cannot fill one batch.
     """
     out_dir = Path(out_dir)
     imageset = load_dataset(spec)
+    where = spec.get("path") or spec["name"]
+    check_classes(imageset, where)
     splits = assign_splits(
         imageset.labels, spec["valid_fraction"], spec["test_fraction"], spec.get("train_size"), spec["split_seed"]
     )
+    if (splits == TRAIN).sum() < min_train:
+        raise DataError(
+            f"config key 'batch_size': {min_train} is larger than the {(splits == TRAIN).sum()} training images "
+            f"of {where}; lower batch_size or raise train_size"
+        )
     used = np.flatnonzero(splits >= 0)
     imageset, splits = imageset.subset(used), splits[used]
     labels = add_label_noise(imageset.labels, splits, spec.get("label_noise", 0.0), len(imageset.classes), spec["split_seed"])

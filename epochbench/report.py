@@ -123,7 +123,23 @@ def inline_png(path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def build_context(config, config_hash, summary, points, curve, finals, figures, benchmark_files, workdir) -> dict:
+def reproducibility(config) -> str:
+    on_gpu = (
+        "On a GPU, this run required deterministic algorithms (torch.use_deterministic_algorithms), "
+        "so it repeats bit for bit on the same hardware and software."
+        if config.get("deterministic")
+        else "On a GPU, cuDNN is set to deterministic with autotuning off (fastai's set_seed(reproducible=True)), "
+        "but other kernels may still vary in the last bits; set `deterministic: true` to require bit-identical runs."
+    )
+    return (
+        "On the CPU, the same config and seed give byte-identical histories and metrics "
+        "(data split, label noise, pretraining and fine-tuning are all seeded; tested). " + on_gpu
+    )
+
+
+def build_context(
+    config, config_hash, summary, points, curve, finals, figures, benchmark_files, workdir, data_meta
+) -> dict:
     """Everything the template shows, as strings and lists of rows."""
     summary_rows = [
         dict(architecture=r.architecture, n=int(r.n), metric=r.metric, seeds=int(r.seeds), mean=num(r["mean"]),
@@ -162,6 +178,13 @@ def build_context(config, config_hash, summary, points, curve, finals, figures, 
         hardware=hardware(),
         times=time_table(benchmark_files),
         within_run_rows=len(curve),
+        data=dict(
+            classes=data_meta["classes"],
+            counts=data_meta["counts"],
+            flipped=data_meta["flipped_train_labels"],
+            image_size=data_meta["image_size"],
+        ),
+        reproducibility=reproducibility(config),
     )
 
 

@@ -6,6 +6,7 @@ so epoch 5 of fine_tune(10) is not fine_tune(5).
 """
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -141,19 +142,24 @@ class EpochHistory(Callback):
         )
 
 
-def seed_everything(seed: int, threads: int) -> None:
+def seed_everything(seed: int, threads: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; fix cuDNN's algorithm choice; optionally require deterministic kernels."""
     # One thread per job by default: several single-threaded jobs side by side
     # beat one multi-threaded job on small models, and never oversubscribe the cores.
     torch.set_num_threads(max(1, threads))
-    set_seed(seed, reproducible=True)
+    set_seed(seed, reproducible=True)  # also cudnn.deterministic = True, cudnn.benchmark = False
+    if deterministic:
+        # cuBLAS needs a fixed workspace to be deterministic (PyTorch docs, "Reproducibility").
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
 
 
 def fine_tune_cell(
     data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict,
-    batch_size: int = 64, threads: int = 1, device: str = "auto",
+    batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
 ):
     """Run fine_tune(n) once; return (history rows, seconds per epoch, final metrics)."""
-    seed_everything(seed, threads)
+    seed_everything(seed, threads, deterministic)
     data = load_prepared(data_dir)
     dev = pick_device(device)
     dls, test_dl = make_dataloaders(data, batch_size, dev)
@@ -162,25 +168,26 @@ def fine_tune_cell(
     learn.model.to(dev)
     with learn.no_bar(), learn.no_logging():
         learn.fine_tune(n, **fine_tune_args)
-        learn.remove_cb(history)
-        valid_loss, valid_accuracy = (float(v) for v in learn.validate())
+        learn.remove_cb(history)  # validate() fires epoch events too: keep them out of the history
         test_loss, test_accuracy = (float(v) for v in learn.validate(dl=test_dl))
+    # The last epoch's validation pass already ran on the final weights, in eval mode.
+    last = history.rows[-1]
     final = dict(
         architecture=arch, n=n, seed=seed,
-        valid_loss=valid_loss, valid_accuracy=valid_accuracy, test_loss=test_loss, test_accuracy=test_accuracy,
+        valid_loss=last["valid_loss"], valid_accuracy=last["accuracy"], test_loss=test_loss, test_accuracy=test_accuracy,
         n_train=int((data.splits == TRAIN).sum()), n_valid=int((data.splits == VALID).sum()),
         n_test=int((data.splits == TEST).sum()),
     )
-    log.info("%s final | valid_accuracy %.4f test_accuracy %.4f", history.label, valid_accuracy, test_accuracy)
+    log.info("%sfinal | valid_accuracy %.4f test_accuracy %.4f", history.label, final["valid_accuracy"], test_accuracy)
     return history.rows, history.seconds, final
 
 
 def pretrain_body(
     data_dir, arch: str, out_path, epochs: int, lr: float, batch_size: int = 64, seed: int = 0,
-    threads: int = 1, device: str = "auto",
+    threads: int = 1, device: str = "auto", deterministic: bool = False,
 ) -> dict:
     """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific)."""
-    seed_everything(seed, threads)
+    seed_everything(seed, threads, deterministic)
     data = load_prepared(data_dir)
     dev = pick_device(device)
     dls, _ = make_dataloaders(data, batch_size, dev)

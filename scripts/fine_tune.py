@@ -17,6 +17,7 @@ rows, seconds, final = fine_tune_cell(
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
     device=snakemake.params.device,
+    deterministic=snakemake.params.deterministic,
 )
 history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 # Seconds vary from run to run; keeping them apart keeps history.csv and

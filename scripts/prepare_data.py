@@ -4,5 +4,10 @@ log = log_to(snakemake.log[0])  # noqa: F821  (snakemake is injected by the scri
 
 from epochbench.data import prepare_dataset  # noqa: E402
 
-meta = prepare_dataset(snakemake.params.dataset, snakemake.params.image_size, snakemake.output[0].rsplit("/", 1)[0])
+meta = prepare_dataset(
+    snakemake.params.dataset,
+    snakemake.params.image_size,
+    snakemake.output[0].rsplit("/", 1)[0],
+    min_train=snakemake.params.batch_size,
+)
 log.info("prepared %s: %s", snakemake.wildcards.task, meta)

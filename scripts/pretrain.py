@@ -14,5 +14,6 @@ result = pretrain_body(
     batch_size=snakemake.params.batch_size,
     threads=snakemake.threads,
     device=snakemake.params.device,
+    deterministic=snakemake.params.deterministic,
 )
 write_json(snakemake.output.metrics, result)

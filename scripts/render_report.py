@@ -2,6 +2,7 @@ from epochbench.jobs import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821  (snakemake is injected by the script directive)
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -18,6 +19,7 @@ context = report.build_context(
     finals=pd.read_csv(snakemake.input.finals),
     figures=snakemake.input.figures,
     benchmark_files=snakemake.input.benchmarks,
+    data_meta=json.loads(Path(snakemake.input.data_meta).read_text()),
     workdir=Path(snakemake.scriptdir).parent,  # the checkout whose commit made this report
 )
 write_text(snakemake.output.html, report.render(snakemake.input.template, context))

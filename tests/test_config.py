@@ -1,6 +1,7 @@
 """A bad config stops before any training, with one line that names the key."""
 
 import copy
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,7 @@ CHECK_CASES = [
      "'dataset.path'"),
     ("missing weights file", lambda c: c.update(pretrained="/no/such/weights.pt"), "'pretrained'"),
     ("source without task", lambda c: c.pop("source"), "'source'"),
+    ("batch larger than training split", lambda c: c.update(batch_size=500), "'batch_size'"),
     ("regex without group", lambda c: c.update(dataset=dict(name="folder", path="/", label_regex=r"\d+")),
      "'dataset.label_regex'"),
 ]
@@ -81,3 +83,23 @@ def test_good_config_passes_and_hash_tracks_content():
     changed["seeds"] = [0, 1, 2]
     assert config_hash(config) == config_hash(copy.deepcopy(config))
     assert config_hash(config) != config_hash(changed)
+
+
+ALL_CASES = SCHEMA_CASES + CHECK_CASES
+
+
+@pytest.mark.parametrize("name,mutate,expected", ALL_CASES, ids=[c[0] for c in ALL_CASES])
+def test_snakemake_stops_on_bad_config_before_any_job(name, mutate, expected, tmp_path):
+    config = base_config()
+    mutate(config)
+    config_file = tmp_path / "bad.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(config_file), "--cores", "1"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    messages = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("epochbench: ")]
+    assert len(messages) == 1 and expected in messages[0], result.stdout + result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()

@@ -165,3 +165,59 @@ def test_unreadable_image_names_its_path(tmp_path):
                 label_noise=0.0, valid_fraction=0.2, test_fraction=0.2, split_seed=0)
     with pytest.raises(DataError, match="3.png"):
         data.prepare_dataset(spec, 8, tmp_path / "out")
+
+
+def folder_spec(root, **overrides):
+    spec = dict(name="folder", path=str(root), label_regex=None, classes=None, train_size=None,
+                label_noise=0.0, valid_fraction=0.2, test_fraction=0.2, split_seed=0)
+    spec.update(overrides)
+    return spec
+
+
+def test_truncated_jpeg_names_its_path(tmp_path):
+    root = tmp_path / "imgs"
+    for cls in ("a", "b"):
+        for i in range(5):
+            write_image(root / cls / f"{i}.jpg", size=(64, 64))
+    broken = root / "b" / "2.jpg"
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(DataError, match=r"b/2\.jpg"):
+        data.prepare_dataset(folder_spec(root), 8, tmp_path / "out")
+    assert not (tmp_path / "out" / "images.npy").exists()
+
+
+def test_empty_class_folder_is_named(tmp_path):
+    root = tmp_path / "imgs"
+    for i in range(5):
+        write_image(root / "a" / f"{i}.png")
+        write_image(root / "b" / f"{i}.png")
+    (root / "c").mkdir()
+    with pytest.raises(DataError, match="without images: c"):
+        data.load_image_folder(root)
+
+
+def test_single_class_is_refused(tmp_path):
+    root = tmp_path / "imgs"
+    for i in range(6):
+        write_image(root / "only" / f"{i}.png")
+    with pytest.raises(DataError, match="only one class"):
+        data.prepare_dataset(folder_spec(root), 8, tmp_path / "out")
+
+
+def test_class_too_small_for_the_held_out_splits_is_named(tmp_path):
+    """A class with images for train but none left for valid/test gets an error naming it, not a silent skip."""
+    root = tmp_path / "imgs"
+    for i in range(10):
+        write_image(root / "a" / f"{i}.png")
+        write_image(root / "b" / f"{i}.png")
+    for i in range(2):
+        write_image(root / "rare" / f"{i}.png")
+    with pytest.raises(DataError, match=r"rare \(2\)"):
+        data.prepare_dataset(folder_spec(root), 8, tmp_path / "out")
+
+
+def test_batch_larger_than_training_split_names_the_key(tmp_path):
+    spec = dict(name="digits", classes=["0", "1"], train_size=None, label_noise=0.0,
+                valid_fraction=0.4, test_fraction=0.4, split_seed=0)
+    with pytest.raises(DataError, match="config key 'batch_size'"):
+        data.prepare_dataset(spec, 8, tmp_path / "out", min_train=512)

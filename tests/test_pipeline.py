@@ -10,17 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-CI_CONFIG = ROOT / "config" / "ci.yaml"
-
-
-def snakemake(workdir, *args, check=True):
-    command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(CI_CONFIG), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
+from conftest import CI_CONFIG, ROOT, snakemake
 
 
 def planned_jobs(output: str) -> dict:
@@ -36,14 +26,6 @@ def table_rows(page: str, table_id: str) -> list:
         for row in re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL)
         if "<td>" in row
     ]
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("pipeline")
-    dry = snakemake(workdir, "--dry-run")
-    snakemake(workdir)
-    return workdir, dry.stdout + dry.stderr
 
 
 def test_plan_has_one_training_job_per_cell(finished_run):

@@ -17,6 +17,7 @@ rule prepare_data:
             config["dataset"] if w.task == "target" else config["source"]["dataset"]
         ),
         image_size=config["image_size"],
+        batch_size=config["batch_size"],
     script:
         "../../scripts/prepare_data.py"
 
@@ -44,5 +45,6 @@ rule pretrain:
         lr=lambda w: config["source"]["lr"],
         batch_size=config["batch_size"],
         device=config["device"],
+        deterministic=config["deterministic"],
     script:
         "../../scripts/pretrain.py"

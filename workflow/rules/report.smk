@@ -5,6 +5,7 @@ rule render_report:
         overfitting=f"{TABLES}/overfitting.csv",
         within_run=f"{TABLES}/within_run.csv",
         finals=f"{TABLES}/finals.csv",
+        data_meta=f"{RESULTS}/data/target/meta.json",
         figures=expand(f"{REPORTS}/figures/{{name}}.png", name=FIGURES),
         template=f"{workflow.basedir}/reports/templates/report.html.j2",
         benchmarks=benchmark_files(),

@@ -23,5 +23,6 @@ rule fine_tune:
         fine_tune=config["fine_tune"],
         batch_size=config["batch_size"],
         device=config["device"],
+        deterministic=config["deterministic"],
     script:
         "../../scripts/fine_tune.py"

@@ -1,0 +1,47 @@
+"""The report template: numbers in, HTML out, and nothing from a user reaches the page unescaped."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from epochbench import report
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "reports" / "templates" / "report.html.j2"
+
+
+def test_verdict_text_for_overfitting_and_for_none():
+    point = pd.Series(dict(max_n=8, chosen_n=3, best_n=4, seeds=3, best_valid_accuracy=0.8, valid_accuracy_at_max_n=0.7,
+                           chosen_test_accuracy=0.78, chosen_test_ci_low=0.75, chosen_test_ci_high=0.81,
+                           overfits_within_max_n=True, within_run_best_epoch=6, within_run_agrees=False))
+    text = report.verdict(point)
+    assert "peaks at n = 4 (80.0% mean over seeds) and is 70.0% at n = 8" in text
+    assert "one-standard-error rule picks it" in text and "n = 3" in text
+    assert "78.0% (95% CI 75.0% to 81.0%, 3 seeds)" in text
+    assert "peaks at epoch 6: not the n-sweep's best n = 4" in text
+    rising = point.copy()
+    rising.update(dict(best_n=8, chosen_n=8, overfits_within_max_n=False, within_run_best_epoch=8, within_run_agrees=True))
+    assert "No overfitting within N = 8" in report.verdict(rising)
+
+
+def minimal_context(evil: str) -> dict:
+    return dict(
+        experiment=evil, config_hash="abc", cells=1, seeds=[0], max_n=1, architectures=[evil], dataset="folder",
+        pretrained=evil, answers=[dict(architecture=evil, verdict=evil, chosen_n=1, best_n=1, test="1%", test_ci="",
+                                       best_valid="1%", within_run_epoch="1")],
+        figures=[dict(name=evil, src="data:image/png;base64,AAAA", caption=evil)],
+        summary=[dict(architecture=evil, n=1, metric="valid_accuracy", seeds=1, mean="1", std="–", ci_low="–",
+                      ci_high="–")],
+        data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8),
+        times=[dict(rule=evil, jobs=1, total="1", mean="1", max="1", share="100%")],
+        commit=evil, hardware={"cpu": evil}, versions={"x": evil}, config_yaml=evil, reproducibility=evil,
+        within_run_rows=0,
+    )
+
+
+def test_user_strings_are_escaped():
+    evil = "<script>alert('x')</script>"
+    page = report.render(TEMPLATE, minimal_context(evil))
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+
