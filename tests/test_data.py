@@ -221,3 +221,20 @@ def test_batch_larger_than_training_split_names_the_key(tmp_path):
                 valid_fraction=0.4, test_fraction=0.4, split_seed=0)
     with pytest.raises(DataError, match="config key 'batch_size'"):
         data.prepare_dataset(spec, 8, tmp_path / "out", min_train=512)
+
+
+def test_mnist_tiny_layout_through_fastai_untar_data(tmp_path):
+    """fastai's MNIST_TINY/Imagenette layout (train|valid/<class>/, unlabelled test/) through untar_data."""
+    staging = tmp_path / "staging" / "mnist_tiny"
+    for split, count in (("train", 3), ("valid", 2)):
+        for cls in ("3", "7"):
+            for i in range(count):
+                write_image(staging / split / cls / f"{i}.png")
+    write_image(staging / "test" / "0.png")
+    (staging / "labels.csv").write_text("name,label\n")
+    archive = tmp_path / "mnist_tiny.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(staging, arcname="mnist_tiny")
+    imageset = data.load_fastai_dataset("mnist_tiny", url=archive.as_uri(), base=tmp_path / "fastai")
+    assert imageset.classes == ["3", "7"]
+    assert np.bincount(imageset.labels).tolist() == [5, 5]

@@ -39,6 +39,17 @@ def test_plan_has_one_training_job_per_cell(finished_run):
         assert jobs[rule] == 1
 
 
+def test_raising_n_or_adding_a_seed_plans_only_the_new_cells(finished_run):
+    workdir, _ = finished_run
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    archs, n_max, seeds = len(config["architectures"]), config["max_epochs"], config["seeds"]
+    raised = planned_jobs(snakemake(workdir, "--dry-run", "--config", f"max_epochs={n_max + 1}").stdout)
+    assert raised["fine_tune"] == archs * len(seeds)
+    assert "prepare_data" not in raised and "pretrain" not in raised
+    more_seeds = planned_jobs(snakemake(workdir, "--dry-run", "--config", f"seeds={seeds + [99]}").stdout)
+    assert more_seeds["fine_tune"] == archs * n_max
+
+
 def test_report_shows_the_numbers_of_the_tables(finished_run):
     workdir, _ = finished_run
     tables = workdir / "results" / "ci" / "tables"
