@@ -17,6 +17,20 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+def canonical(value):
+    """The same settings with every dict's keys sorted, recursively.
+
+    Snakemake reruns a job when its params change, and compares them as
+    written: without this, reordering the keys of a config file would rerun
+    every job.
+    """
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def config_hash(config: dict) -> str:
     """Short, stable hash of a config: the same settings give the same hash."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)

@@ -108,3 +108,60 @@ def compare_within_run(points: pd.DataFrame, curve: pd.DataFrame) -> pd.DataFram
     merged = points.merge(best_epoch, on="architecture", how="left")
     merged["within_run_agrees"] = merged["within_run_best_epoch"] == merged["best_n"]
     return merged
+
+
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def paired_matrix(finals: pd.DataFrame, arch: str, metric: str = "valid_accuracy") -> pd.DataFrame:
+    """seeds x n table of one metric for one architecture, keeping only seeds present at every n (pairing)."""
+    table = finals[finals["architecture"] == arch].pivot(index="seed", columns="n", values=metric)
+    return table.dropna()
+
+
+def bootstrap_comparison(finals: pd.DataFrame, metric: str = "valid_accuracy", resamples: int = BOOTSTRAP_RESAMPLES,
+                         seed: int = 0) -> pd.DataFrame:
+    """Per architecture x n, paired over seeds: bootstrap 95% interval of the mean, and how n compares with the best n.
+
+    Seeds are resampled with replacement, the same resample at every n (the
+    seeds are paired: seed s saw the same split and initial head at every n).
+    `p_beats_best` is the share of resamples in which n's mean exceeds that of
+    the best-by-mean n (Bouthillier et al., "Accounting for variance in machine
+    learning benchmarks", MLSys 2021); `diff_ci_low/high` is the bootstrap
+    interval of mean(n) - mean(best), and n is `indistinguishable` from the
+    best when that interval contains 0.
+    """
+    from scipy.stats import bootstrap
+
+    def mean_difference(a, b, axis=-1):
+        return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+    rows = []
+    for arch in finals["architecture"].unique():
+        table = paired_matrix(finals, arch, metric)
+        means = table.mean()
+        best_n = int(means.idxmax())
+        for n in table.columns:
+            values = table[n].to_numpy(float)
+            row = dict(architecture=arch, n=int(n), seeds=len(values), mean=values.mean(), best_n=best_n)
+            if len(values) > 1 and np.ptp(values) > 0:
+                ci = bootstrap((values,), np.mean, confidence_level=CONFIDENCE, n_resamples=resamples,
+                               method="percentile", random_state=seed).confidence_interval
+                row.update(boot_ci_low=ci.low, boot_ci_high=ci.high)
+            else:
+                row.update(boot_ci_low=values.mean(), boot_ci_high=values.mean())
+            if n == best_n:
+                row.update(p_beats_best=np.nan, diff_ci_low=0.0, diff_ci_high=0.0, indistinguishable=True)
+            else:
+                best = table[best_n].to_numpy(float)
+                if len(values) > 1 and np.ptp(values - best) > 0:
+                    result = bootstrap((values, best), mean_difference, paired=True, confidence_level=CONFIDENCE,
+                                       n_resamples=resamples, method="percentile", random_state=seed)
+                    low, high = result.confidence_interval
+                    p = float(np.mean(result.bootstrap_distribution > 0))
+                else:  # one seed, or the same difference at every seed: nothing to resample
+                    low = high = float(np.mean(values - best))
+                    p = float(low > 0)
+                row.update(p_beats_best=p, diff_ci_low=low, diff_ci_high=high, indistinguishable=bool(low <= 0 <= high))
+            rows.append(row)
+    return pd.DataFrame(rows)

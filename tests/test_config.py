@@ -8,7 +8,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from epochbench.config import ConfigError, check_config, config_hash, schema_error
+from epochbench.config import ConfigError, canonical, check_config, config_hash, schema_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -103,3 +103,10 @@ def test_snakemake_stops_on_bad_config_before_any_job(name, mutate, expected, tm
     messages = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("epochbench: ")]
     assert len(messages) == 1 and expected in messages[0], result.stdout + result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+def test_key_order_does_not_change_the_canonical_config():
+    config = with_defaults(base_config())
+    reordered = with_defaults(yaml.safe_load(yaml.safe_dump(base_config(), sort_keys=True)))
+    assert list(canonical(config)["dataset"]) == list(canonical(reordered)["dataset"])
+    assert canonical(config) == canonical(reordered)

@@ -2,7 +2,13 @@ import sys
 
 from snakemake.utils import validate
 
-from epochbench.config import ConfigError, check_config, config_hash, schema_error
+from epochbench.config import (
+    ConfigError,
+    canonical,
+    check_config,
+    config_hash,
+    schema_error,
+)
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 
@@ -16,6 +22,9 @@ try:
     check_config(config)
 except ConfigError as err:
     sys.exit(f"epochbench: {err}")
+_canonical = canonical(config)  # key order in a config file must not rerun jobs
+config.clear()
+config.update(_canonical)
 
 EXPERIMENT = config["experiment"]
 ARCHITECTURES = config["architectures"]
