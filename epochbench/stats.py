@@ -165,3 +165,52 @@ def bootstrap_comparison(finals: pd.DataFrame, metric: str = "valid_accuracy", r
                 row.update(p_beats_best=p, diff_ci_low=low, diff_ci_high=high, indistinguishable=bool(low <= 0 <= high))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _ranges(ns) -> str:
+    """[4, 5, 6, 9] -> '4..6, 9'."""
+    ns, parts, start = sorted(int(n) for n in ns), [], None
+    for i, n in enumerate(ns):
+        if start is None:
+            start = n
+        if i + 1 == len(ns) or ns[i + 1] != n + 1:
+            parts.append(f"{start}" if start == n else f"{start}..{n}")
+            start = None
+    return ", ".join(parts)
+
+
+def curve_shape(means: pd.Series) -> str:
+    """'rising', 'peaked' or 'dip then recovery' for mean validation accuracy against n.
+
+    A curve that dips and then climbs above its first peak (as in epoch-wise
+    double descent, Nakkiran et al., ICLR 2020) has no overfitting point at
+    its first dip; calling one there would mislead.
+    """
+    values = means.sort_index().to_numpy(float)
+    falls = np.flatnonzero(np.diff(values) < 0)
+    if len(falls) == 0:
+        return "rising"
+    first_peak = falls[0]
+    if values[first_peak + 1 :].max() > values[first_peak]:
+        return "dip then recovery"
+    return "peaked"
+
+
+def verdict_sentence(comparison: pd.DataFrame, arch: str) -> str:
+    """The plain-language verdict for one architecture from `bootstrap_comparison`."""
+    rows = comparison[comparison["architecture"] == arch].set_index("n").sort_index()
+    best_n, max_n = int(rows["best_n"].iloc[0]), int(rows.index.max())
+    same = [n for n in rows.index if n != best_n and rows.loc[n, "indistinguishable"]]
+    worse_after = [n for n in rows.index if n > best_n and not rows.loc[n, "indistinguishable"]]
+    shape = curve_shape(rows["mean"])
+    if best_n == max_n:
+        text = f"No overfitting within N = {max_n}: mean validation accuracy is highest at n = {max_n}"
+    elif shape == "dip then recovery":
+        text = f"Validation accuracy dips and then recovers; it is highest at n = {best_n}"
+    else:
+        text = f"Accuracy stops improving after n = {best_n}"
+    if same:
+        text += f"; n = {_ranges(same)} {'is' if len(same) == 1 else 'are'} indistinguishable from it at 95%"
+    if worse_after:
+        text += f"; n = {_ranges(worse_after)} {'is' if len(worse_after) == 1 else 'are'} worse at 95%"
+    return text + "."

@@ -5,6 +5,7 @@ frozen epochs, then a one-cycle schedule over n epochs whose shape depends on n,
 so epoch 5 of fine_tune(10) is not fine_tune(5).
 """
 
+import io
 import logging
 import os
 import time
@@ -196,6 +197,10 @@ def pretrain_body(
     learn.model.to(dev)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
+    # Saved through a buffer: torch.save names the archive after the file it writes,
+    # and the temporary file's random name would make identical weights differ in bytes.
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in learn.model[0].state_dict().items()}, buffer)
     with atomic_path(Path(out_path)) as tmp:
-        torch.save({k: v.cpu() for k, v in learn.model[0].state_dict().items()}, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return dict(architecture=arch, epochs=epochs, source_valid_accuracy=history.rows[-1]["accuracy"])

@@ -14,6 +14,9 @@ from conftest import CI_CONFIG, ROOT
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 # Without slurmdbd there is no accounting: follow jobs with squeue, submit without an account.
 NO_ACCOUNTING = ["--slurm-status-command", "squeue", "--slurm-no-account"]
+# A test cluster answers at once: poll it often, and keep the job logs to look at.
+QUICK_POLLING = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
+                 "--slurm-keep-successful-logs"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def slurm_command(workdir, *extra):
     return [
         "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
         "--configfile", str(CI_CONFIG), "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
-        "--jobs", "2", "--latency-wait", "5", *NO_ACCOUNTING, *extra,
+        "--jobs", "2", "--latency-wait", "5", *NO_ACCOUNTING, *QUICK_POLLING, *extra,
     ]
 
 
