@@ -138,7 +138,7 @@ def reproducibility(config) -> str:
 
 
 def build_context(
-    config, config_hash, summary, points, curve, finals, figures, benchmark_files, workdir, data_meta
+    config, config_hash, summary, points, curve, finals, figures, benchmark_files, workdir, data_meta, comparison
 ) -> dict:
     """Everything the template shows, as strings and lists of rows."""
     summary_rows = [
@@ -149,6 +149,10 @@ def build_context(
     answers = [
         dict(
             architecture=p.architecture, verdict=verdict(p), chosen_n=int(p.chosen_n), best_n=int(p.best_n),
+            statistical_verdict=p.verdict,
+            selection_gap=f"best validation accuracy {pct(p.best_valid_accuracy)} at n = {int(p.best_n)}, "
+            f"test accuracy there {pct(p.test_accuracy_at_best_n)}: selecting n on validation flatters it by "
+            f"{100 * p.selection_gap:+.1f} points",
             test=pct(p.chosen_test_accuracy), test_ci=f"{pct(p.chosen_test_ci_low)} to {pct(p.chosen_test_ci_high)}",
             best_valid=pct(p.best_valid_accuracy), within_run_epoch=(
                 "–" if pd.isna(p.within_run_best_epoch) else str(int(p.within_run_best_epoch))
@@ -166,6 +170,14 @@ def build_context(
         answers=answers,
         figures=figure_rows,
         summary=summary_rows,
+        comparison=[
+            dict(architecture=r.architecture, n=int(r.n), seeds=int(r.seeds), mean=num(r["mean"]),
+                 boot=f"{num(r.boot_ci_low)} to {num(r.boot_ci_high)}",
+                 p_beats_best="best" if pd.isna(r.p_beats_best) else f"{r.p_beats_best:.2f}",
+                 diff=f"{num(r.diff_ci_low)} to {num(r.diff_ci_high)}",
+                 same="yes" if r.indistinguishable else "no")
+            for _, r in comparison.iterrows()
+        ],
         cells=len(finals),
         seeds=sorted(finals["seed"].unique().tolist()),
         max_n=int(config["max_epochs"]),

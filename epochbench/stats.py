@@ -76,6 +76,10 @@ def overfitting_points(summary: pd.DataFrame) -> pd.DataFrame:
                 chosen_test_accuracy=test.loc[chosen_n, "mean"],
                 chosen_test_ci_low=test.loc[chosen_n, "ci_low"],
                 chosen_test_ci_high=test.loc[chosen_n, "ci_high"],
+                test_accuracy_at_best_n=test.loc[best_n, "mean"],
+                # Reporting the best validation accuracy as the result would be optimistic:
+                # n was chosen on the very numbers it is read from.
+                selection_gap=best["mean"] - test.loc[best_n, "mean"],
                 valid_accuracy_at_max_n=valid.loc[max_n, "mean"],
                 overfits_within_max_n=best_n < max_n,
             )

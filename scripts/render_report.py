@@ -16,6 +16,7 @@ context = report.build_context(
     summary=pd.read_csv(snakemake.input.summary),
     points=pd.read_csv(snakemake.input.overfitting),
     curve=pd.read_csv(snakemake.input.within_run),
+    comparison=pd.read_csv(snakemake.input.comparison),
     finals=pd.read_csv(snakemake.input.finals),
     figures=snakemake.input.figures,
     benchmark_files=snakemake.input.benchmarks,

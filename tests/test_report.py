@@ -27,11 +27,13 @@ def test_verdict_text_for_overfitting_and_for_none():
 def minimal_context(evil: str) -> dict:
     return dict(
         experiment=evil, config_hash="abc", cells=1, seeds=[0], max_n=1, architectures=[evil], dataset="folder",
-        pretrained=evil, answers=[dict(architecture=evil, verdict=evil, chosen_n=1, best_n=1, test="1%", test_ci="",
+        pretrained=evil, answers=[dict(architecture=evil, verdict=evil, statistical_verdict=evil, selection_gap=evil,
+                                       chosen_n=1, best_n=1, test="1%", test_ci="",
                                        best_valid="1%", within_run_epoch="1")],
         figures=[dict(name=evil, src="data:image/png;base64,AAAA", caption=evil)],
         summary=[dict(architecture=evil, n=1, metric="valid_accuracy", seeds=1, mean="1", std="–", ci_low="–",
                       ci_high="–")],
+        comparison=[dict(architecture=evil, n=1, seeds=1, mean="1", boot=evil, p_beats_best="best", diff="", same="yes")],
         data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8),
         times=[dict(rule=evil, jobs=1, total="1", mean="1", max="1", share="100%")],
         commit=evil, hardware={"cpu": evil}, versions={"x": evil}, config_yaml=evil, reproducibility=evil,

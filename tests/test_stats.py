@@ -108,3 +108,49 @@ def test_compare_within_run_reports_agreement():
     assert stats.compare_within_run(points, agreeing).iloc[0]["within_run_agrees"]
     row = stats.compare_within_run(points, disagreeing).iloc[0]
     assert row["within_run_best_epoch"] == 3 and not row["within_run_agrees"]
+
+
+def exact_bootstrap_probability(a, b) -> float:
+    """P(mean(a*) > mean(b*)) over all k**k equally likely paired resamples of k seeds: the bootstrap's exact value."""
+    import itertools
+
+    a, b, k = np.asarray(a), np.asarray(b), len(a)
+    wins = [a[list(idx)].mean() > b[list(idx)].mean() for idx in itertools.product(range(k), repeat=k)]
+    return float(np.mean(wins))
+
+
+def test_bootstrap_probability_and_intervals_match_exact_enumeration():
+    valid = {1: [0.70, 0.72, 0.71], 2: [0.86, 0.84, 0.88], 3: [0.87, 0.83, 0.86], 4: [0.80, 0.81, 0.79]}
+    comparison = stats.bootstrap_comparison(finals_table(valid)).set_index("n")
+    assert (comparison["best_n"] == 2).all()
+    assert comparison.loc[3, "p_beats_best"] == pytest.approx(exact_bootstrap_probability(valid[3], valid[2]), abs=0.02)
+    assert comparison.loc[1, "p_beats_best"] == 0.0
+    assert np.isnan(comparison.loc[2, "p_beats_best"])
+    # Percentile interval of the mean lies within the range of the seeds' values.
+    for n, values in valid.items():
+        low, high = comparison.loc[n, "boot_ci_low"], comparison.loc[n, "boot_ci_high"]
+        assert min(values) - 1e-9 <= low <= np.mean(values) <= high <= max(values) + 1e-9
+    assert bool(comparison.loc[3, "indistinguishable"]) and not bool(comparison.loc[4, "indistinguishable"])
+
+
+def test_verdict_sentences():
+    peaked = {1: [0.70, 0.72, 0.71], 2: [0.86, 0.84, 0.88], 3: [0.87, 0.83, 0.86], 4: [0.80, 0.81, 0.79]}
+    text = stats.verdict_sentence(stats.bootstrap_comparison(finals_table(peaked)), "netA")
+    assert text == "Accuracy stops improving after n = 2; n = 3 is indistinguishable from it at 95%; n = 4 is worse at 95%."
+    rising = {1: [0.5, 0.52, 0.51], 2: [0.6, 0.62, 0.61], 3: [0.7, 0.72, 0.71]}
+    text = stats.verdict_sentence(stats.bootstrap_comparison(finals_table(rising)), "netA")
+    assert text == "No overfitting within N = 3: mean validation accuracy is highest at n = 3."
+
+
+def test_curve_shape_flags_a_dip_that_recovers():
+    assert stats.curve_shape(pd.Series([0.5, 0.7, 0.8])) == "rising"
+    assert stats.curve_shape(pd.Series([0.5, 0.8, 0.7, 0.6])) == "peaked"
+    assert stats.curve_shape(pd.Series([0.5, 0.7, 0.6, 0.8])) == "dip then recovery"
+
+
+def test_selection_gap_is_best_valid_minus_test_at_best_n():
+    valid = {1: [0.6, 0.62], 2: [0.9, 0.92], 3: [0.8, 0.82]}
+    test = {1: [0.6, 0.6], 2: [0.85, 0.85], 3: [0.8, 0.8]}
+    point = stats.overfitting_points(stats.summarize(finals_table(valid, test))).iloc[0]
+    assert point["test_accuracy_at_best_n"] == pytest.approx(0.85)
+    assert point["selection_gap"] == pytest.approx(0.91 - 0.85)

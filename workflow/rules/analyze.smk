@@ -46,6 +46,11 @@ rule summarize:
             caption="../report/within_run.rst",
             category="Tables",
         ),
+        comparison=report(
+            f"{TABLES}/comparison.csv",
+            caption="../report/comparison.rst",
+            category="Tables",
+        ),
     log:
         f"{LOGS}/summarize.log",
     benchmark:

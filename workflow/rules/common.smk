@@ -18,10 +18,13 @@ if _problem:
     sys.exit(f"epochbench: {_problem}")
 # Snakemake's own validation, which also fills in the schema's defaults.
 validate(config, SCHEMA)
-try:
-    check_config(config)
-except ConfigError as err:
-    sys.exit(f"epochbench: {err}")
+# Job processes (cluster jobs re-read the workflow) get the config the main
+# process has checked; the architecture check alone imports torch.
+if workflow.is_main_process:
+    try:
+        check_config(config)
+    except ConfigError as err:
+        sys.exit(f"epochbench: {err}")
 _canonical = canonical(config)  # key order in a config file must not rerun jobs
 config.clear()
 config.update(_canonical)
