@@ -138,7 +138,7 @@ def reproducibility(config) -> str:
 
 
 def build_context(
-    config, config_hash, summary, points, curve, finals, figures, benchmark_files, workdir, data_meta, comparison
+    config, config_hash, summary, points, finals, figures, benchmark_files, workdir, data_meta, comparison
 ) -> dict:
     """Everything the template shows, as strings and lists of rows."""
     summary_rows = [
@@ -189,7 +189,6 @@ def build_context(
         versions=package_versions(),
         hardware=hardware(),
         times=time_table(benchmark_files),
-        within_run_rows=len(curve),
         data=dict(
             classes=data_meta["classes"],
             counts=data_meta["counts"],

@@ -15,7 +15,6 @@ context = report.build_context(
     config_hash=snakemake.params.config_hash,
     summary=pd.read_csv(snakemake.input.summary),
     points=pd.read_csv(snakemake.input.overfitting),
-    curve=pd.read_csv(snakemake.input.within_run),
     comparison=pd.read_csv(snakemake.input.comparison),
     finals=pd.read_csv(snakemake.input.finals),
     figures=snakemake.input.figures,

@@ -37,7 +37,6 @@ def minimal_context(evil: str) -> dict:
         data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8),
         times=[dict(rule=evil, jobs=1, total="1", mean="1", max="1", share="100%")],
         commit=evil, hardware={"cpu": evil}, versions={"x": evil}, config_yaml=evil, reproducibility=evil,
-        within_run_rows=0,
     )
 
 

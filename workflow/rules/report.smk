@@ -3,7 +3,6 @@ rule render_report:
     input:
         summary=f"{TABLES}/summary.csv",
         overfitting=f"{TABLES}/overfitting.csv",
-        within_run=f"{TABLES}/within_run.csv",
         comparison=f"{TABLES}/comparison.csv",
         finals=f"{TABLES}/finals.csv",
         data_meta=f"{RESULTS}/data/target/meta.json",
