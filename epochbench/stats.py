@@ -30,13 +30,18 @@ def mean_and_interval(values: pd.Series) -> pd.Series:
     return pd.Series({"seeds": k, "mean": mean, "std": std, "sem": sem, "ci_low": low, "ci_high": high})
 
 
+def aggregate_over_seeds(table: pd.DataFrame, keys: list, metrics: list) -> pd.DataFrame:
+    """One row per (keys..., metric) with `mean_and_interval` of the metric's values over seeds."""
+    long = table.melt(id_vars=keys + ["seed"], value_vars=metrics, var_name="metric")
+    aggregated = long.groupby(keys + ["metric"], sort=True)["value"].apply(mean_and_interval).unstack()
+    aggregated = aggregated.reset_index()
+    aggregated["seeds"] = aggregated["seeds"].astype(int)
+    return aggregated
+
+
 def summarize(finals: pd.DataFrame, by=("architecture", "n")) -> pd.DataFrame:
     """Tidy summary: one row per (architecture, n, metric) with seeds, mean, std, sem and 95% CI."""
-    long = finals.melt(id_vars=list(by) + ["seed"], value_vars=METRICS, var_name="metric")
-    summary = long.groupby(list(by) + ["metric"], sort=True)["value"].apply(mean_and_interval).unstack()
-    summary = summary.reset_index()
-    summary["seeds"] = summary["seeds"].astype(int)
-    return summary
+    return aggregate_over_seeds(finals, list(by), METRICS)
 
 
 def _metric(summary: pd.DataFrame, arch: str, metric: str) -> pd.DataFrame:
@@ -95,13 +100,7 @@ def within_run_curve(histories: pd.DataFrame, max_n: int) -> pd.DataFrame:
     the one-cycle schedule than the end of fine_tune(e).
     """
     longest = histories[(histories["n"] == max_n) & (histories["phase"] == "unfrozen")]
-    long = longest.melt(
-        id_vars=["architecture", "epoch", "seed"], value_vars=["accuracy", "valid_loss"], var_name="metric"
-    )
-    curve = long.groupby(["architecture", "epoch", "metric"])["value"].apply(mean_and_interval).unstack()
-    curve = curve.reset_index()
-    curve["seeds"] = curve["seeds"].astype(int)
-    return curve
+    return aggregate_over_seeds(longest, ["architecture", "epoch"], ["accuracy", "valid_loss"])
 
 
 def compare_within_run(points: pd.DataFrame, curve: pd.DataFrame) -> pd.DataFrame:
@@ -135,8 +134,6 @@ def bootstrap_comparison(finals: pd.DataFrame, metric: str = "valid_accuracy", r
     interval of mean(n) - mean(best), and n is `indistinguishable` from the
     best when that interval contains 0.
     """
-    from scipy.stats import bootstrap
-
     def mean_difference(a, b, axis=-1):
         return np.mean(a, axis=axis) - np.mean(b, axis=axis)
 
@@ -149,7 +146,7 @@ def bootstrap_comparison(finals: pd.DataFrame, metric: str = "valid_accuracy", r
             values = table[n].to_numpy(float)
             row = dict(architecture=arch, n=int(n), seeds=len(values), mean=values.mean(), best_n=best_n)
             if len(values) > 1 and np.ptp(values) > 0:
-                ci = bootstrap((values,), np.mean, confidence_level=CONFIDENCE, n_resamples=resamples,
+                ci = scipy_stats.bootstrap((values,), np.mean, confidence_level=CONFIDENCE, n_resamples=resamples,
                                method="percentile", random_state=seed).confidence_interval
                 row.update(boot_ci_low=ci.low, boot_ci_high=ci.high)
             else:
@@ -159,7 +156,7 @@ def bootstrap_comparison(finals: pd.DataFrame, metric: str = "valid_accuracy", r
             else:
                 best = table[best_n].to_numpy(float)
                 if len(values) > 1 and np.ptp(values - best) > 0:
-                    result = bootstrap((values, best), mean_difference, paired=True, confidence_level=CONFIDENCE,
+                    result = scipy_stats.bootstrap((values, best), mean_difference, paired=True, confidence_level=CONFIDENCE,
                                        n_resamples=resamples, method="percentile", random_state=seed)
                     low, high = result.confidence_interval
                     p = float(np.mean(result.bootstrap_distribution > 0))

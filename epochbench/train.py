@@ -155,18 +155,26 @@ def seed_everything(seed: int, threads: int, deterministic: bool = False) -> Non
         torch.use_deterministic_algorithms(True)
 
 
+def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str) -> tuple:
+    """(data, learner with an EpochHistory, its history, test DataLoader), built after `seed_everything`."""
+    data = load_prepared(data_dir)
+    dev = pick_device(device)
+    dls, test_dl = make_dataloaders(data, batch_size, dev)
+    history = EpochHistory(label=label)
+    learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history])
+    learn.model.to(dev)
+    return data, learn, history, test_dl
+
+
 def fine_tune_cell(
     data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict,
     batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
 ):
     """Run fine_tune(n) once; return (history rows, seconds per epoch, final metrics)."""
     seed_everything(seed, threads, deterministic)
-    data = load_prepared(data_dir)
-    dev = pick_device(device)
-    dls, test_dl = make_dataloaders(data, batch_size, dev)
-    history = EpochHistory(label=f"{arch} fine_tune({n}) seed {seed} | ")
-    learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history])
-    learn.model.to(dev)
+    data, learn, history, test_dl = seeded_learner(
+        data_dir, arch, pretrained, f"{arch} fine_tune({n}) seed {seed} | ", batch_size, device
+    )
     with learn.no_bar(), learn.no_logging():
         learn.fine_tune(n, **fine_tune_args)
         learn.remove_cb(history)  # validate() fires epoch events too: keep them out of the history
@@ -189,12 +197,7 @@ def pretrain_body(
 ) -> dict:
     """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific)."""
     seed_everything(seed, threads, deterministic)
-    data = load_prepared(data_dir)
-    dev = pick_device(device)
-    dls, _ = make_dataloaders(data, batch_size, dev)
-    history = EpochHistory(label=f"{arch} pretrain | ")
-    learn = make_learner(arch, dls, len(data.classes), "none", cbs=[history])
-    learn.model.to(dev)
+    _, learn, history, _ = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     # Saved through a buffer: torch.save names the archive after the file it writes,
