@@ -1,10 +1,17 @@
 """One training cell: fastai's `vision_learner` + `learn.fine_tune(n)` on prepared arrays, with its history recorded.
 
-Each (architecture, n, seed) is its own run: fine_tune(n) runs `freeze_epochs`
-frozen epochs, then a one-cycle schedule over n epochs whose shape depends on n,
-so epoch 5 of fine_tune(10) is not fine_tune(5).
+Each (strategy, architecture, n, seed) is its own run: fine_tune(n) runs
+`freeze_epochs` frozen epochs, then a one-cycle schedule over n epochs whose
+shape depends on n, so epoch 5 of fine_tune(10) is not fine_tune(5).
+
+The strategies answer "does fine-tuning help at all?" on the same seeds and data:
+- fine_tune: fastai's `learn.fine_tune(n)`.
+- head_only: the same two one-cycle fits with the same rates, but the body
+  stays frozen throughout (a linear probe with a new head).
+- from_scratch: the same architecture with random weights, `fit_one_cycle(n, base_lr)`.
 """
 
+import inspect
 import io
 import logging
 import os
@@ -17,7 +24,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import fine_tune, fit_one_cycle  # noqa: F401  (patches Learner)
 from fastai.data.core import DataLoaders, TfmdDL
 from fastai.data.transforms import IntToFloatTensor
-from fastai.learner import Recorder
+from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.torch_core import TensorCategory, TensorImage, set_seed
@@ -28,7 +35,17 @@ from .io import atomic_path
 
 log = logging.getLogger("epochbench")
 
-HISTORY_COLUMNS = ["phase", "epoch", "train_loss", "valid_loss", "accuracy", "lr"]
+# `fit` counts the calls to fit within a run (fine_tune makes two); `phase` says
+# whether the body was training. Test metrics are recorded at every epoch for the
+# early-stopping comparison, and never used to choose anything.
+HISTORY_COLUMNS = [
+    "fit", "phase", "epoch", "train_loss", "valid_loss", "valid_accuracy", "test_loss", "test_accuracy", "lr",
+]
+STRATEGIES = ("fine_tune", "head_only", "from_scratch")
+# fastai's own defaults for fine_tune's arguments, so head_only follows the very same schedule.
+FINE_TUNE_DEFAULTS = {
+    name: p.default for name, p in inspect.signature(Learner.fine_tune).parameters.items() if p.default is not p.empty
+}
 
 
 class WeightsError(ValueError):
@@ -54,8 +71,8 @@ def pick_device(choice: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def make_dataloaders(data: PreparedData, batch_size: int, device) -> tuple:
-    """Train/valid DataLoaders for the learner, and a test DataLoader that nothing uses for selection."""
+def make_dataloaders(data: PreparedData, batch_size: int, device) -> DataLoaders:
+    """Train/valid DataLoaders for the learner (the test split gets its loader from `test_loader`)."""
 
     def loader(split, train=False):
         images, labels = data.split(split)
@@ -68,8 +85,18 @@ def make_dataloaders(data: PreparedData, batch_size: int, device) -> tuple:
             device=device,
         )
 
-    dls = DataLoaders(loader(TRAIN, train=True), loader(VALID), device=device)
-    return dls, loader(TEST)
+    return DataLoaders(loader(TRAIN, train=True), loader(VALID), device=device)
+
+
+def test_loader(learn, data: PreparedData) -> TfmdDL:
+    """The test split with exactly the validation batches' transforms.
+
+    Made from the learner's validation loader, after `vision_learner` has added
+    its Normalize for ImageNet weights: a loader built beside the others would
+    miss it and score the test split on unnormalised inputs.
+    """
+    images, labels = data.split(TEST)
+    return learn.dls.valid.new(ArrayImages(images, labels), bs=min(learn.dls.valid.bs, len(labels)), shuffle=False)
 
 
 def resolve_architecture(name: str):
@@ -114,33 +141,53 @@ def load_body_weights(learn, path) -> None:
 
 
 class EpochHistory(Callback):
-    """Collect one row per epoch across both fits of fine_tune.
+    """Collect one row per epoch across every fit of a run, with the test split's metrics at that epoch.
 
     fastai's Recorder (and CSVLogger) start afresh at each `fit`, and fine_tune
     calls fit twice (frozen, then unfrozen), so this callback keeps its own
     list. It runs after the Recorder so that the epoch's values are there.
+    The test pass reads the model as validation left it (eval mode) and
+    changes nothing that training uses.
     """
 
     order = Recorder.order + 1
 
     def __init__(self, label: str = ""):
-        self.label, self.rows, self.seconds = label, [], []
+        self.label, self.rows, self.seconds, self.fits, self.test_dl = label, [], [], 0, None
+
+    def before_fit(self):
+        self.fits += 1
 
     def before_epoch(self):
         self.epoch_start = time.perf_counter()
 
     def after_epoch(self):
-        train_loss, valid_loss, acc = (float(v) for v in self.recorder.values[-1])
+        train_loss, valid_loss, valid_accuracy = (float(v) for v in self.recorder.values[-1])
+        test_loss, test_accuracy = self.evaluate_test() if self.test_dl is not None else (float("nan"),) * 2
         # A frozen optimizer trains only its last parameter group (the head).
         phase = "frozen" if self.opt.frozen_idx > 0 else "unfrozen"
         lr = float(self.opt.hypers[-1]["lr"])
-        row = dict(phase=phase, epoch=self.epoch + 1, train_loss=train_loss, valid_loss=valid_loss, accuracy=acc, lr=lr)
-        self.rows.append(row)
+        self.rows.append(dict(
+            fit=self.fits, phase=phase, epoch=self.epoch + 1, train_loss=train_loss, valid_loss=valid_loss,
+            valid_accuracy=valid_accuracy, test_loss=test_loss, test_accuracy=test_accuracy, lr=lr,
+        ))
         self.seconds.append(time.perf_counter() - self.epoch_start)
         log.info(
-            "%s%s epoch %d/%d | train_loss %.4f valid_loss %.4f accuracy %.4f lr %.2e | %.1fs",
-            self.label, phase, self.epoch + 1, self.n_epoch, train_loss, valid_loss, acc, lr, self.seconds[-1],
+            "%s%s epoch %d/%d | train_loss %.4f valid_loss %.4f valid_accuracy %.4f test_accuracy %.4f lr %.2e | %.1fs",
+            self.label, phase, self.epoch + 1, self.n_epoch, train_loss, valid_loss, valid_accuracy, test_accuracy, lr,
+            self.seconds[-1],
         )
+
+    @torch.no_grad()
+    def evaluate_test(self) -> tuple:
+        """Mean loss and accuracy over the test split, weighted by batch size as fastai's validation is."""
+        total_loss = correct = count = 0.0
+        for xb, yb in self.test_dl:
+            preds = self.model(xb)
+            total_loss += float(self.loss_func(preds, yb)) * len(yb)
+            correct += float((preds.argmax(dim=-1) == yb).sum())
+            count += len(yb)
+        return total_loss / count, correct / count
 
 
 def seed_everything(seed: int, threads: int, deterministic: bool = False) -> None:
@@ -156,38 +203,59 @@ def seed_everything(seed: int, threads: int, deterministic: bool = False) -> Non
 
 
 def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str) -> tuple:
-    """(data, learner with an EpochHistory, its history, test DataLoader), built after `seed_everything`."""
+    """(data, learner with an EpochHistory that also scores the test split), built after `seed_everything`."""
     data = load_prepared(data_dir)
     dev = pick_device(device)
-    dls, test_dl = make_dataloaders(data, batch_size, dev)
+    dls = make_dataloaders(data, batch_size, dev)
     history = EpochHistory(label=label)
     learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history])
     learn.model.to(dev)
-    return data, learn, history, test_dl
+    history.test_dl = test_loader(learn, data)
+    return data, learn, history
 
 
-def fine_tune_cell(
-    data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict,
+def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
+    """Train `learn` for n epochs (plus fine_tune's frozen epochs where the strategy has them)."""
+    args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
+    if strategy == "fine_tune":
+        learn.fine_tune(n, **fine_tune_args)
+    elif strategy == "head_only":
+        # fastai's fine_tune with the `unfreeze()` left out: same fits, same rates, the body never trains.
+        learn.freeze()
+        learn.fit_one_cycle(args["freeze_epochs"], slice(args["base_lr"]), pct_start=0.99)
+        base_lr = args["base_lr"] / 2
+        learn.fit_one_cycle(n, slice(base_lr / args["lr_mult"], base_lr), pct_start=args["pct_start"], div=args["div"])
+    elif strategy == "from_scratch":
+        learn.unfreeze()
+        learn.fit_one_cycle(n, args["base_lr"])
+    else:
+        raise ValueError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+
+
+def train_cell(
+    data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict, strategy: str = "fine_tune",
     batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
 ):
-    """Run fine_tune(n) once; return (history rows, seconds per epoch, final metrics)."""
+    """Run one cell of the grid; return (history rows, seconds per epoch, final metrics)."""
     seed_everything(seed, threads, deterministic)
-    data, learn, history, test_dl = seeded_learner(
-        data_dir, arch, pretrained, f"{arch} fine_tune({n}) seed {seed} | ", batch_size, device
+    weights = "none" if strategy == "from_scratch" else pretrained
+    data, learn, history = seeded_learner(
+        data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", batch_size, device
     )
     with learn.no_bar(), learn.no_logging():
-        learn.fine_tune(n, **fine_tune_args)
-        learn.remove_cb(history)  # validate() fires epoch events too: keep them out of the history
-        test_loss, test_accuracy = (float(v) for v in learn.validate(dl=test_dl))
-    # The last epoch's validation pass already ran on the final weights, in eval mode.
+        train_strategy(learn, strategy, n, fine_tune_args)
+    # The last epoch's validation and test passes ran on the final weights, in eval mode.
     last = history.rows[-1]
     final = dict(
-        architecture=arch, n=n, seed=seed,
-        valid_loss=last["valid_loss"], valid_accuracy=last["accuracy"], test_loss=test_loss, test_accuracy=test_accuracy,
+        strategy=strategy, architecture=arch, n=n, seed=seed,
+        valid_loss=last["valid_loss"], valid_accuracy=last["valid_accuracy"],
+        test_loss=last["test_loss"], test_accuracy=last["test_accuracy"],
+        epochs_trained=len(history.rows),
         n_train=int((data.splits == TRAIN).sum()), n_valid=int((data.splits == VALID).sum()),
         n_test=int((data.splits == TEST).sum()),
     )
-    log.info("%sfinal | valid_accuracy %.4f test_accuracy %.4f", history.label, final["valid_accuracy"], test_accuracy)
+    log.info("%sfinal | valid_accuracy %.4f test_accuracy %.4f", history.label, last["valid_accuracy"],
+             last["test_accuracy"])
     return history.rows, history.seconds, final
 
 
@@ -197,7 +265,7 @@ def pretrain_body(
 ) -> dict:
     """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific)."""
     seed_everything(seed, threads, deterministic)
-    _, learn, history, _ = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device)
+    _, learn, history = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     # Saved through a buffer: torch.save names the archive after the file it writes,
@@ -206,4 +274,4 @@ def pretrain_body(
     torch.save({k: v.cpu() for k, v in learn.model[0].state_dict().items()}, buffer)
     with atomic_path(Path(out_path)) as tmp:
         tmp.write_bytes(buffer.getvalue())
-    return dict(architecture=arch, epochs=epochs, source_valid_accuracy=history.rows[-1]["accuracy"])
+    return dict(architecture=arch, epochs=epochs, source_valid_accuracy=history.rows[-1]["valid_accuracy"])

@@ -77,14 +77,19 @@ def test_ties_go_to_the_smaller_n():
     assert point["best_n"] == 2 and point["chosen_n"] == 2
 
 
-def history_table(curves: dict, n: int, arch="netA") -> pd.DataFrame:
+def history_table(curves: dict, n: int, arch="netA", valid_loss=None, train_loss=None, test=None) -> pd.DataFrame:
     """histories.csv rows of fine_tune(n) runs: {seed: [unfrozen accuracy per epoch]}, plus one frozen epoch."""
     rows = []
     for seed, accs in curves.items():
-        rows.append(dict(architecture=arch, n=n, seed=seed, phase="frozen", epoch=1, accuracy=0.1, valid_loss=2.0))
+        rows.append(dict(strategy="fine_tune", architecture=arch, n=n, seed=seed, fit=1, phase="frozen", epoch=1,
+                         valid_accuracy=0.1, valid_loss=9.0, train_loss=9.0, test_accuracy=0.1))
         for epoch, acc in enumerate(accs, start=1):
-            rows.append(dict(architecture=arch, n=n, seed=seed, phase="unfrozen", epoch=epoch, accuracy=acc,
-                             valid_loss=1 - acc))
+            rows.append(dict(
+                strategy="fine_tune", architecture=arch, n=n, seed=seed, fit=2, phase="unfrozen", epoch=epoch,
+                valid_accuracy=acc, valid_loss=valid_loss[epoch - 1] if valid_loss else 1 - acc,
+                train_loss=train_loss[epoch - 1] if train_loss else 1.0,
+                test_accuracy=test[epoch - 1] if test else acc,
+            ))
     return pd.DataFrame(rows)
 
 
@@ -94,7 +99,7 @@ def test_within_run_curve_uses_only_the_longest_runs_unfrozen_epochs():
         history_table({0: [0.99], 1: [0.99]}, n=1),  # a shorter run: not part of the within-run curve
     ])
     curve = stats.within_run_curve(histories, max_n=3)
-    accuracy = curve[curve["metric"] == "accuracy"].set_index("epoch")
+    accuracy = curve[curve["metric"] == "valid_accuracy"].set_index("epoch")
     assert list(accuracy.index) == [1, 2, 3]
     assert accuracy.loc[2, "mean"] == pytest.approx(0.81)
     assert (accuracy["seeds"] == 2).all()
@@ -154,3 +159,114 @@ def test_selection_gap_is_best_valid_minus_test_at_best_n():
     point = stats.overfitting_points(stats.summarize(finals_table(valid, test))).iloc[0]
     assert point["test_accuracy_at_best_n"] == pytest.approx(0.85)
     assert point["selection_gap"] == pytest.approx(0.91 - 0.85)
+
+
+def strategy_finals(by_strategy: dict, n=1, arch="netA") -> pd.DataFrame:
+    rows = []
+    for strategy, values in by_strategy.items():
+        for seed, v in enumerate(values):
+            rows.append(dict(strategy=strategy, architecture=arch, n=n, seed=seed, test_accuracy=v))
+    return pd.DataFrame(rows)
+
+
+def test_strategy_comparison_is_paired_over_seeds():
+    # head_only trails fine_tune by 0.1 at every seed, though its seeds spread more than that: pairing sees it.
+    finals = strategy_finals({"fine_tune": [0.5, 0.7, 0.9], "head_only": [0.4, 0.6, 0.8],
+                              "from_scratch": [0.6, 0.5, 0.95]})
+    table = stats.compare_strategies(finals).set_index("strategy")
+    head = table.loc["head_only"]
+    assert head["difference"] == pytest.approx(-0.1)
+    assert (head["diff_ci_low"], head["diff_ci_high"]) == pytest.approx((-0.1, -0.1))
+    assert head["p_beats_fine_tune"] == 0.0 and head["verdict"] == "worse than fine_tune"
+    scratch = table.loc["from_scratch"]
+    differences = np.array([0.1, -0.2, 0.05])
+    expected = scipy_stats.bootstrap((differences,), np.mean, n_resamples=stats.BOOTSTRAP_RESAMPLES,
+                                     method="percentile", random_state=0).confidence_interval
+    assert (scratch["diff_ci_low"], scratch["diff_ci_high"]) == pytest.approx((expected.low, expected.high), abs=0.02)
+    assert scratch["p_beats_fine_tune"] == pytest.approx(
+        exact_bootstrap_probability([0.6, 0.5, 0.95], [0.5, 0.7, 0.9]), abs=0.02)
+    assert scratch["verdict"] == "indistinguishable"
+
+
+def test_generalization_loss_and_training_progress_by_hand():
+    valid = [1.0, 0.8, 0.88, 0.96, 0.7]
+    # E_opt = 1.0, 0.8, 0.8, 0.8, 0.7
+    assert stats.generalization_loss(valid) == pytest.approx([0, 0, 10, 20, 0])
+    train = [2.0, 1.0, 0.9, 0.9]
+    assert stats.training_progress(train, t=2, strip=2) == pytest.approx(1000 * (3.0 / 2.0 - 1))
+    assert stats.training_progress(train, t=4, strip=2) == pytest.approx(0.0)
+
+
+def test_prechelt_criteria_stop_where_the_paper_says():
+    valid = [1.0, 0.8, 0.84, 0.9, 0.95, 0.99, 1.1, 1.2]  # GL at epochs 1..8: 0, 0, 5, 12.5, 18.75, 23.75, 37.5, 50
+    train = [2.0, 1.5, 1.2, 1.1, 1.05, 1.04, 1.03, 1.02]
+    # Checked at strip ends only: strip 2 -> epochs 2, 4, 6, 8.
+    assert stats.prechelt_stop(valid, train, "GL", 10, strip=2) == 4
+    assert stats.prechelt_stop(valid, train, "GL", 4, strip=1) == 3
+    assert stats.prechelt_stop(valid, train, "GL", 60, strip=2) is None
+    # PQ at epoch 4: GL 12.5 / P = 1000 (2.3 / 2.2 - 1) = 45.45 -> 0.275; at 6: 23.75 / 4.808 = 4.94.
+    assert stats.prechelt_stop(valid, train, "PQ", 0.2, strip=2) == 4
+    assert stats.prechelt_stop(valid, train, "PQ", 1.0, strip=2) == 6
+    # UP_s compares strip ends: rises at 4 (0.9 > 0.8), 6, 8.
+    assert stats.prechelt_stop(valid, train, "UP", 1, strip=2) == 4
+    assert stats.prechelt_stop(valid, train, "UP", 3, strip=2) == 8
+    assert stats.prechelt_stop(valid, train, "UP", 4, strip=2) is None
+
+
+def fastai_stop_epoch(valid_losses, patience: int):
+    """Where fastai's own EarlyStoppingCallback stops, fed these validation losses through a stand-in recorder."""
+    from types import SimpleNamespace
+
+    from fastai.callback.core import CancelFitException
+    from fastai.callback.tracker import EarlyStoppingCallback
+
+    callback = EarlyStoppingCallback(monitor="valid_loss", patience=patience)
+    recorder = SimpleNamespace(metric_names=["epoch", "train_loss", "valid_loss"], values=[])
+    callback.learn = SimpleNamespace(recorder=recorder, epoch=0)
+    callback.before_fit()
+    for epoch, loss in enumerate(valid_losses, start=1):
+        recorder.values.append([1.0, loss])
+        callback.learn.epoch = epoch - 1
+        try:
+            callback.after_epoch()
+        except CancelFitException:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_patience_rule_stops_where_fastais_early_stopping_callback_does(patience):
+    rng = np.random.default_rng(patience)
+    for _ in range(50):
+        losses = list(np.round(rng.uniform(0.5, 1.0, size=8), 2))  # rounding makes ties, which count as no improvement
+        assert stats.patience_stop(losses, patience) == fastai_stop_epoch(losses, patience), losses
+
+
+def test_early_stopping_keeps_the_right_weights_and_reads_their_test_accuracy():
+    valid = [1.0, 0.8, 0.84, 0.9, 0.95, 0.99]
+    test = [0.50, 0.70, 0.72, 0.66, 0.64, 0.60]
+    histories = pd.concat([
+        history_table({0: [0.5] * 6}, n=6, valid_loss=valid, test=test),
+        history_table({0: [0.9] * 3}, n=3),  # a shorter run: not looked at
+    ])
+    settings = dict(strip=2, gl_alpha=[10], pq_alpha=[], up_strips=[], patience=[1])
+    table = stats.early_stopping(histories, 6, settings).set_index("rule")
+    gl = table.loc["GL_10"]
+    # Stops after epoch 4, keeps the weights of epoch 2 (lowest validation loss so far).
+    assert (gl["stop_epoch"], gl["kept_epoch"], gl["test_accuracy"]) == (4, 2, 0.70)
+    assert gl["epochs_trained"] == 4 + 1  # plus fine_tune's frozen epoch
+    fastai_rule = table.loc["fastai patience=1"]
+    # valid loss first fails to improve at epoch 3; fastai keeps the weights it stopped with.
+    assert (fastai_rule["stop_epoch"], fastai_rule["kept_epoch"], fastai_rule["test_accuracy"]) == (3, 3, 0.72)
+
+
+def test_cost_table_pairs_accuracy_with_epochs_and_seconds():
+    finals = pd.DataFrame([
+        dict(strategy="fine_tune", architecture="a", n=n, seed=s, test_accuracy=0.5 + 0.1 * n, epochs_trained=n + 1,
+             train_seconds=2.0 * (n + 1) + s)
+        for n in (1, 2) for s in (0, 1)
+    ])
+    cost = stats.cost_table(finals).set_index(["n", "metric"])
+    assert cost.loc[(2, "epochs_trained"), "mean"] == 3
+    assert cost.loc[(2, "train_seconds"), "mean"] == pytest.approx(6.5)
+    assert cost.loc[(1, "test_accuracy"), "mean"] == pytest.approx(0.6)

@@ -22,25 +22,84 @@ def tiny_data(tmp_path_factory):
 
 
 def test_history_covers_frozen_and_unfrozen_epochs(tiny_data):
-    rows, seconds, final = train.fine_tune_cell(tiny_data, "test_resnet", 3, seed=0, pretrained="none",
-                                                fine_tune_args=dict(FT, freeze_epochs=2), batch_size=16)
-    assert [(r["phase"], r["epoch"]) for r in rows] == [
-        ("frozen", 1), ("frozen", 2), ("unfrozen", 1), ("unfrozen", 2), ("unfrozen", 3)]
+    rows, seconds, final = train.train_cell(tiny_data, "test_resnet", 3, seed=0, pretrained="none",
+                                            fine_tune_args=dict(FT, freeze_epochs=2), batch_size=16)
+    assert [(r["fit"], r["phase"], r["epoch"]) for r in rows] == [
+        (1, "frozen", 1), (1, "frozen", 2), (2, "unfrozen", 1), (2, "unfrozen", 2), (2, "unfrozen", 3)]
     assert len(seconds) == 5 and all(s > 0 for s in seconds)
     # fine_tune halves base_lr for the unfrozen fit, whose one-cycle schedule ends far below its peak.
     unfrozen_lrs = [r["lr"] for r in rows if r["phase"] == "unfrozen"]
     assert max(unfrozen_lrs) <= FT["base_lr"] / 2 and unfrozen_lrs[-1] < max(unfrozen_lrs) / 10
-    # The final validation metrics are those of the last epoch; the test split is evaluated apart.
-    assert final["valid_accuracy"] == pytest.approx(rows[-1]["accuracy"])
+    # The final metrics are those of the last epoch; the test split is scored at every epoch.
+    assert final["valid_accuracy"] == pytest.approx(rows[-1]["valid_accuracy"])
     assert final["valid_loss"] == pytest.approx(rows[-1]["valid_loss"])
-    assert final["n_test"] > 0 and 0 <= final["test_accuracy"] <= 1
-    assert (final["architecture"], final["n"], final["seed"]) == ("test_resnet", 3, 0)
+    assert final["test_accuracy"] == rows[-1]["test_accuracy"] and final["test_loss"] == rows[-1]["test_loss"]
+    assert final["n_test"] > 0 and all(0 <= r["test_accuracy"] <= 1 for r in rows)
+    assert (final["strategy"], final["architecture"], final["n"], final["seed"]) == ("fine_tune", "test_resnet", 3, 0)
+    assert final["epochs_trained"] == 5
+
+
+def test_per_epoch_test_metrics_match_fastai_validate(tiny_data):
+    """The callback's own test pass agrees with fastai's `learn.validate` on the same weights."""
+    train.seed_everything(0, 1)
+    prepared, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu")
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+        learn.remove_cb(history)
+        loss, accuracy = learn.validate(dl=history.test_dl)
+    assert history.rows[-1]["test_loss"] == pytest.approx(float(loss), rel=1e-5)
+    assert history.rows[-1]["test_accuracy"] == pytest.approx(float(accuracy))
+    assert len(history.test_dl.dataset) == int((prepared.splits == data.TEST).sum())
+
+
+def body_parameters(learn):
+    """The body's weights outside batch norm: fastai's `freeze` keeps batch-norm layers training (train_bn=True)."""
+    norm = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
+    return [p.detach().clone() for m in learn.model[0].modules() if not isinstance(m, norm)
+            for p in m.parameters(recurse=False)]
+
+
+def test_head_only_follows_fine_tunes_schedule_with_the_body_frozen(tiny_data, monkeypatch):
+    args = dict(FT, freeze_epochs=1)
+    ft_rows, _, _ = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none", fine_tune_args=args,
+                                     batch_size=16)
+    trained = {}
+    real_train_strategy = train.train_strategy
+
+    def spy(learn, strategy, n, fine_tune_args):
+        before = body_parameters(learn)
+        real_train_strategy(learn, strategy, n, fine_tune_args)
+        trained[strategy] = (before, body_parameters(learn))
+
+    monkeypatch.setattr(train, "train_strategy", spy)
+    head_rows, _, final = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none",
+                                           fine_tune_args=args, strategy="head_only", batch_size=16)
+    assert [r["lr"] for r in head_rows] == pytest.approx([r["lr"] for r in ft_rows])
+    assert [(r["fit"], r["phase"]) for r in head_rows] == [(1, "frozen"), (2, "frozen"), (2, "frozen")]
+    before, after = trained["head_only"]
+    assert before and all(torch.equal(a, b) for a, b in zip(before, after))
+    assert final["strategy"] == "head_only" and final["epochs_trained"] == 3
+
+
+def test_from_scratch_is_one_cycle_of_n_epochs_without_the_source_weights(tiny_data, tmp_path, monkeypatch):
+    weights = tmp_path / "body.pt"
+    train.pretrain_body(tiny_data, "test_resnet", weights, epochs=1, lr=1e-3, batch_size=16)
+    used = []
+    real_make_learner = train.make_learner
+    monkeypatch.setattr(train, "make_learner", lambda *a, **k: used.append(a[3]) or real_make_learner(*a, **k))
+    rows, _, final = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained=str(weights),
+                                      fine_tune_args=FT, strategy="from_scratch", batch_size=16)
+    assert used == ["none"]
+    assert [(r["fit"], r["phase"], r["epoch"]) for r in rows] == [(1, "unfrozen", 1), (1, "unfrozen", 2)]
+    assert max(r["lr"] for r in rows) <= FT["base_lr"] and final["epochs_trained"] == 2
+    with pytest.raises(ValueError, match="strategy: 'probe'"):
+        train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=FT, strategy="probe")
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tiny_data):
     def run(seed):
-        rows, _, final = train.fine_tune_cell(tiny_data, "test_resnet", 1, seed=seed, pretrained="none",
-                                              fine_tune_args=FT, batch_size=16)
+        rows, _, final = train.train_cell(tiny_data, "test_resnet", 1, seed=seed, pretrained="none",
+                                          fine_tune_args=FT, batch_size=16)
         return rows, final
 
     first, again, other = run(0), run(0), run(1)
@@ -54,7 +113,7 @@ def test_pretrained_body_round_trips_and_bad_files_name_their_path(tiny_data, tm
     assert weights.is_file() and 0 <= result["source_valid_accuracy"] <= 1
     saved = torch.load(weights, weights_only=True)
 
-    dls, _ = train.make_dataloaders(data.load_prepared(tiny_data), 16, "cpu")
+    dls = train.make_dataloaders(data.load_prepared(tiny_data), 16, "cpu")
     learn = train.make_learner("test_resnet", dls, 3, str(weights))
     for key, value in learn.model[0].state_dict().items():
         assert torch.equal(value, saved[key]), key
@@ -78,10 +137,13 @@ def test_torchvision_imagenet_weights_come_from_the_torch_hub_cache(tiny_data, t
     torch.save(fixture, checkpoints / url.rsplit("/", 1)[1])
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
 
-    dls, _ = train.make_dataloaders(data.load_prepared(tiny_data), 16, "cpu")
-    learn = train.make_learner("resnet18", dls, 3, "imagenet")
+    prepared = data.load_prepared(tiny_data)
+    learn = train.make_learner("resnet18", train.make_dataloaders(prepared, 16, "cpu"), 3, "imagenet")
     assert torch.equal(learn.model[0][0].weight, fixture["conv1.weight"])
     assert torch.equal(learn.model[0][4][0].conv1.weight, fixture["layer1.0.conv1.weight"])
+    # vision_learner normalises with ImageNet statistics for these weights: the test split must be too.
+    normalize = [type(t).__name__ for t in train.test_loader(learn, prepared).after_batch.fs]
+    assert normalize == [type(t).__name__ for t in learn.dls.valid.after_batch.fs] and "Normalize" in normalize
 
 
 def test_timm_imagenet_weights_come_from_the_hugging_face_cache(tiny_data, tmp_path):
@@ -98,7 +160,7 @@ snapshot = pathlib.Path({str(tmp_path)!r}) / "hub" / ("models--" + cfg.hf_hub_id
 files = snapshot / "snapshots" / ("0" * 40)
 files.mkdir(parents=True)
 safetensors.torch.save_file(fixture, str(files / "model.safetensors"))
-dls, _ = train.make_dataloaders(data.load_prepared({str(tiny_data)!r}), 16, "cpu")
+dls = train.make_dataloaders(data.load_prepared({str(tiny_data)!r}), 16, "cpu")
 learn = train.make_learner(name, dls, 3, "imagenet")
 body = learn.model[0].model.state_dict()
 assert all(torch.equal(body[k], v) for k, v in fixture.items()), "weights differ from the cache fixture"
