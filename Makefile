@@ -24,4 +24,9 @@ $(SETUP_STAMP): pyproject.toml
 		(apt-get install -y -qq dataset-fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) >/dev/null \
 		|| echo "note: dataset-fashion-mnist not installed; Fashion-MNIST will be downloaded on first use"; \
 	fi
+	@# tests/test_browser.py opens the report in headless Chromium through the system chromedriver.
+	@if [ ! -x /usr/bin/chromedriver ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq chromium chromium-driver || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)) >/dev/null \
+		|| echo "note: chromium/chromium-driver not installed; tests/test_browser.py will fail until they are"; \
+	fi
 	touch $@

@@ -40,7 +40,20 @@ CAPTIONS = {
         "accuracy at the end of fine_tune(n), n = 1..N. Epoch e of fine_tune(N) sits at another point "
         "of the one-cycle schedule than the end of fine_tune(e), so the two curves need not agree."
     ),
+    "accuracy_vs_cost": (
+        "Held-out test accuracy against compute, per architecture (colour) and strategy (marker): epochs "
+        "trained, fine_tune's frozen epochs included (left), and measured training seconds (right); means "
+        "over seeds with 95% t-intervals, one point per n. The step between neighbouring points is what one "
+        "more epoch costs and buys."
+    ),
+    "strategy_comparison": (
+        "Does fine-tuning help at all? Held-out test accuracy against n for fine_tune (fastai's fine_tune(n)), "
+        "head_only (the same schedule, body frozen throughout) and from_scratch (random weights, "
+        "fit_one_cycle(n)), on the same seeds and data: mean over seeds and 95% t-interval."
+    ),
 }
+STRATEGY_MARKERS = {"fine_tune": "o", "head_only": "s", "from_scratch": "^"}
+STRATEGY_LINES = {"fine_tune": "-", "head_only": "--", "from_scratch": ":"}
 
 
 def caption(name: str, experiment: str, config_hash: str) -> str:
@@ -106,7 +119,7 @@ def plot_within_run(curve, summary, points, out_stem) -> list:
     architectures = list(points["architecture"])
     fig, axes = _panels(architectures)
     for ax, arch in zip(axes, architectures):
-        rows = curve[(curve["architecture"] == arch) & (curve["metric"] == "accuracy")].sort_values("epoch")
+        rows = curve[(curve["architecture"] == arch) & (curve["metric"] == "valid_accuracy")].sort_values("epoch")
         max_n = int(points.loc[points["architecture"] == arch, "max_n"].iloc[0])
         sns.lineplot(data=rows, x="epoch", y="mean", marker="o", color="#2ca02c", label=f"within fine_tune({max_n})", ax=ax)
         ax.fill_between(rows["epoch"], rows["ci_low"], rows["ci_high"], color="#2ca02c", alpha=0.2, linewidth=0)
@@ -115,6 +128,48 @@ def plot_within_run(curve, summary, points, out_stem) -> list:
         ax.set_title(arch)
         ax.set_xlabel("epoch e of fine_tune(N)  /  n of fine_tune(n)")
         ax.set_ylabel("validation accuracy")
+        ax.legend(loc="lower right")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    return save_figure(fig, out_stem)
+
+
+def plot_accuracy_vs_cost(cost, out_stem) -> list:
+    """Test accuracy against epochs trained and against training seconds, per architecture and strategy."""
+    _style()
+    wide = cost.pivot_table(index=["strategy", "architecture", "n"], columns="metric", values=["mean", "ci_low", "ci_high"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    colors = dict(zip(sorted(cost["architecture"].unique()), sns.color_palette()))
+    for (strategy, arch), rows in wide.groupby(level=["strategy", "architecture"]):
+        accuracy = rows["mean"]["test_accuracy"]
+        error = [accuracy - rows["ci_low"]["test_accuracy"], rows["ci_high"]["test_accuracy"] - accuracy]
+        for ax, x in zip(axes, ("epochs_trained", "train_seconds")):
+            ax.errorbar(rows["mean"][x], accuracy, yerr=error, color=colors[arch], marker=STRATEGY_MARKERS[strategy],
+                        linestyle=STRATEGY_LINES[strategy], markersize=4, linewidth=1, capsize=2,
+                        label=f"{arch}, {strategy}")
+    axes[0].set_xlabel("epochs trained (frozen + n)")
+    axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[1].set_xlabel("training seconds (measured)")
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(fontsize="small", loc="lower right")
+    return save_figure(fig, out_stem)
+
+
+def plot_strategy_comparison(summary, out_stem) -> list:
+    """Test accuracy against n, one line per strategy with its 95% band, one panel per architecture."""
+    _style()
+    rows = summary[summary["metric"] == "test_accuracy"]
+    architectures = list(dict.fromkeys(rows["architecture"]))
+    fig, axes = _panels(architectures)
+    for ax, arch in zip(axes, architectures):
+        for strategy, color in zip(STRATEGY_MARKERS, sns.color_palette("colorblind")):
+            line = rows[(rows["architecture"] == arch) & (rows["strategy"] == strategy)].sort_values("n")
+            if line.empty:
+                continue
+            ax.plot(line["n"], line["mean"], marker=STRATEGY_MARKERS[strategy], color=color, label=strategy)
+            ax.fill_between(line["n"], line["ci_low"], line["ci_high"], color=color, alpha=0.2, linewidth=0)
+        ax.set_title(arch)
+        ax.set_xlabel("n (epochs)")
+        ax.set_ylabel("test accuracy")
         ax.legend(loc="lower right")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     return save_figure(fig, out_stem)

@@ -129,7 +129,7 @@ def reproducibility(config) -> str:
         "so it repeats bit for bit on the same hardware and software."
         if config.get("deterministic")
         else "On a GPU, cuDNN is set to deterministic with autotuning off (fastai's set_seed(reproducible=True)), "
-        "but other kernels may still vary in the last bits; set `deterministic: true` to require bit-identical runs."
+        "but other kernels may still vary in the last bits; set deterministic: true in the config to require bit-identical runs."
     )
     return (
         "On the CPU, the same config and seed give byte-identical histories and metrics "
@@ -137,15 +137,65 @@ def reproducibility(config) -> str:
     )
 
 
+def citation_block(citation: dict, experiment: str, config_hash: str, commit: str) -> dict:
+    """How to cite a figure of this report: a sentence naming experiment and config, and BibTeX from CITATION.cff."""
+    authors = " and ".join(a.get("name") or f"{a.get('family-names', '')}, {a.get('given-names', '')}"
+                           for a in citation.get("authors", []))
+    version = citation.get("version", __version__)
+    text = (f"Figure from epochbench {version}, experiment {experiment}, config {config_hash}, commit "
+            f"{commit.split()[0][:12]}: rerun with the config shown under Provenance to reproduce it.")
+    bibtex = "\n".join([
+        f"@software{{epochbench_{config_hash},",
+        f"  title = {{{citation.get('title', 'epochbench')}}},",
+        f"  author = {{{authors}}},",
+        f"  version = {{{version}}},",
+        f"  note = {{Experiment {experiment}, config {config_hash}}},",
+        "}",
+    ])
+    return dict(text=text, bibtex=bibtex)
+
+
+def strategy_rows(strategies: pd.DataFrame) -> list:
+    return [
+        dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), seeds=int(r.seeds), mean=pct(r["mean"]),
+             fine_tune=pct(r.fine_tune_mean), diff=f"{100 * r.difference:+.1f}",
+             diff_ci=f"{100 * r.diff_ci_low:+.1f} to {100 * r.diff_ci_high:+.1f}", p=f"{r.p_beats_fine_tune:.2f}",
+             verdict=r.verdict)
+        for _, r in strategies.iterrows()
+    ]
+
+
+def strategy_answers(strategies: pd.DataFrame) -> list:
+    """One sentence per (strategy, architecture): at how many n it is better, worse or indistinguishable."""
+    sentences = []
+    for (strategy, arch), rows in strategies.groupby(["strategy", "architecture"], sort=False):
+        counts = rows["verdict"].value_counts()
+        parts = [f"{verdict} at {counts[verdict]} of {len(rows)} n" for verdict in
+                 ("better than fine_tune", "indistinguishable", "worse than fine_tune") if verdict in counts]
+        sentences.append(f"{arch}, {strategy}: " + ", ".join(parts) + " (test accuracy, paired bootstrap 95%).")
+    return sentences
+
+
+def early_stopping_rows(table: pd.DataFrame) -> list:
+    return [
+        dict(architecture=r.architecture, rule=r.rule, seeds=int(r.seeds), stopped=pct(r.stopped_early),
+             stop=num(r.stop_epoch, 1), kept=num(r.kept_epoch, 1), epochs=num(r.epochs_trained, 1),
+             test=pct(r.test_accuracy), test_ci=f"{pct(r.test_ci_low)} to {pct(r.test_ci_high)}")
+        for _, r in table.iterrows()
+    ]
+
+
 def build_context(
-    config, config_hash, summary, points, finals, figures, benchmark_files, workdir, data_meta, comparison
+    config, config_hash, summary, points, finals, figures, benchmark_files, workdir, data_meta, comparison,
+    strategies, early_stopping, citation,
 ) -> dict:
     """Everything the template shows, as strings and lists of rows."""
     summary_rows = [
-        dict(architecture=r.architecture, n=int(r.n), metric=r.metric, seeds=int(r.seeds), mean=num(r["mean"]),
-             std=num(r["std"]), ci_low=num(r.ci_low), ci_high=num(r.ci_high))
+        dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), metric=r.metric, seeds=int(r.seeds),
+             mean=num(r["mean"]), std=num(r["std"]), ci_low=num(r.ci_low), ci_high=num(r.ci_high))
         for _, r in summary.iterrows()
     ]
+    commit = git_commit(workdir)
     answers = [
         dict(
             architecture=p.architecture, verdict=verdict(p), chosen_n=int(p.chosen_n), best_n=int(p.best_n),
@@ -178,6 +228,11 @@ def build_context(
                  same="yes" if r.indistinguishable else "no")
             for _, r in comparison.iterrows()
         ],
+        strategies=strategy_rows(strategies),
+        strategy_answers=strategy_answers(strategies),
+        strategy_names=list(config["strategies"]),
+        early_stopping=early_stopping_rows(early_stopping),
+        cite=citation_block(citation, config["experiment"], config_hash, commit),
         cells=len(finals),
         seeds=sorted(finals["seed"].unique().tolist()),
         max_n=int(config["max_epochs"]),
@@ -185,7 +240,7 @@ def build_context(
         dataset=config["dataset"]["name"],
         pretrained=config["pretrained"],
         config_yaml=yaml.safe_dump(config, sort_keys=False),
-        commit=git_commit(workdir),
+        commit=commit,
         versions=package_versions(),
         hardware=hardware(),
         times=time_table(benchmark_files),

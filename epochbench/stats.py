@@ -365,7 +365,7 @@ def early_stopping(histories: pd.DataFrame, max_n: int, settings: dict) -> pd.Da
                 stop = prechelt_stop(valid, trained, family, threshold, settings["strip"])
                 kept = int(np.argmin(valid[: stop or len(run)])) + 1
             rows.append(dict(
-                architecture=arch, seed=int(seed), rule=label, stopped=stop is not None,
+                architecture=arch, seed=int(seed), rule=label, stopped=stop is not None and stop < len(run),
                 stop_epoch=stop or len(run), kept_epoch=kept, epochs_trained=(stop or len(run)) + earlier_epochs,
                 test_accuracy=float(run["test_accuracy"].iloc[kept - 1]),
             ))

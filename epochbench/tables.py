@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-CELL_KEYS = ["architecture", "n", "seed"]
+CELL_KEYS = ["strategy", "architecture", "n", "seed"]
 
 
 def read_cell(history_csv, epoch_seconds_csv, metrics_json) -> tuple:
@@ -21,7 +21,7 @@ def read_cell(history_csv, epoch_seconds_csv, metrics_json) -> tuple:
 
 
 def collect(histories, epoch_seconds, metrics) -> tuple:
-    """(histories, finals) DataFrames of every cell, sorted by architecture, n, seed."""
+    """(histories, finals) DataFrames of every cell, sorted by strategy, architecture, n, seed."""
     parts = [read_cell(*files) for files in zip(histories, epoch_seconds, metrics, strict=True)]
     history = pd.concat([h for h, _ in parts], ignore_index=True)
     finals = pd.DataFrame([f for _, f in parts])
@@ -42,3 +42,26 @@ def rule_times(benchmark_files) -> pd.DataFrame:
         job = "/".join(parts[parts.index("benchmarks") + 2 :]).removesuffix(".tsv")
         rows.append(dict(rule=rule, job=job, seconds=float(bench["s"].iloc[0]), max_rss_mb=float(bench["max_rss"].iloc[0])))
     return pd.DataFrame(rows, columns=["rule", "job", "seconds", "max_rss_mb"])
+
+
+LATEX_CAPTIONS = {
+    "overfitting": "Overfitting point per architecture: best n and one-standard-error choice on validation accuracy, "
+                   "held-out test accuracy at the chosen n, and the selection gap.",
+    "comparison": "Paired bootstrap over seeds: mean validation accuracy per n, its 95% interval, P(n beats the "
+                  "best n) and the 95% interval of the difference to the best n.",
+    "strategies": "Each strategy against fine_tune at the same n and seeds: mean test accuracy and the paired "
+                  "bootstrap 95% interval of the difference.",
+    "early_stopping": "Early stopping on the longest runs against the n-sweep: stop and kept epoch, epochs trained "
+                      "and held-out test accuracy (mean and 95% t-interval over seeds).",
+    "cost": "Test accuracy, epochs trained and training seconds per strategy, architecture and n (mean and 95% "
+            "t-interval over seeds).",
+}
+
+
+def latex_table(table: pd.DataFrame, name: str, experiment: str, config_hash: str) -> str:
+    """A LaTeX table (pandas `to_latex`) whose caption names the experiment and config hash, as the figures do."""
+    caption = f"{LATEX_CAPTIONS[name]} Experiment {experiment}, config {config_hash}."
+    return table.to_latex(
+        index=False, float_format="%.4f", na_rep="--", escape=True, longtable=len(table) > 40,
+        caption=caption.replace("%", r"\%").replace("_", r"\_"), label=f"tab:epochbench-{name}",
+    )

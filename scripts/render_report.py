@@ -6,6 +6,7 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 
 from epochbench import report  # noqa: E402
 from epochbench.io import write_text  # noqa: E402
@@ -16,6 +17,9 @@ context = report.build_context(
     summary=pd.read_csv(snakemake.input.summary),
     points=pd.read_csv(snakemake.input.overfitting),
     comparison=pd.read_csv(snakemake.input.comparison),
+    strategies=pd.read_csv(snakemake.input.strategies),
+    early_stopping=pd.read_csv(snakemake.input.early_stopping),
+    citation=yaml.safe_load(Path(snakemake.input.citation).read_text()),
     finals=pd.read_csv(snakemake.input.finals),
     figures=snakemake.input.figures,
     benchmark_files=snakemake.input.benchmarks,

@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_CONFIG = ROOT / "config" / "ci.yaml"
@@ -17,6 +18,14 @@ def snakemake(workdir, *args, check=True, configfile=CI_CONFIG):
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def sweep_only_config(folder) -> Path:
+    """config/ci.yaml with fastai's fine_tune alone: for tests of orchestration, where the baselines add only time."""
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    path = Path(folder) / "ci_sweep_only.yaml"
+    path.write_text(yaml.safe_dump(dict(config, strategies=["fine_tune"])))
+    return path
 
 
 @pytest.fixture(scope="session")

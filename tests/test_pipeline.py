@@ -32,24 +32,25 @@ def test_plan_has_one_training_job_per_cell(finished_run):
     _, dry_output = finished_run
     config = yaml.safe_load(CI_CONFIG.read_text())
     jobs = planned_jobs(dry_output)
-    assert jobs["fine_tune"] == len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
+    assert jobs["train"] == len(config["strategies"]) * len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
     assert jobs["pretrain"] == len(config["architectures"])
     assert jobs["prepare_data"] == 2
-    for rule in ("collect_tables", "summarize", "plot_figures", "render_report"):
+    for rule in ("collect_tables", "summarize", "plot_figures", "latex_tables", "render_report"):
         assert jobs[rule] == 1
 
 
 def test_raising_n_or_adding_a_seed_plans_only_the_new_cells(finished_run):
     workdir, _ = finished_run
     config = yaml.safe_load(CI_CONFIG.read_text())
-    archs, n_max, seeds = len(config["architectures"]), config["max_epochs"], config["seeds"]
+    archs = len(config["architectures"]) * len(config["strategies"])  # every (strategy, architecture) pair
+    n_max, seeds = config["max_epochs"], config["seeds"]
     raised = planned_jobs(snakemake(workdir, "--dry-run", "--config", f"max_epochs={n_max + 1}").stdout)
-    assert raised["fine_tune"] == archs * len(seeds)
+    assert raised["train"] == archs * len(seeds)
     assert "prepare_data" not in raised and "pretrain" not in raised
     more_seeds_config = workdir / "more_seeds.yaml"
     more_seeds_config.write_text(yaml.safe_dump(dict(config, seeds=seeds + [99])))
     more_seeds = planned_jobs(snakemake(workdir, "--dry-run", configfile=more_seeds_config).stdout)
-    assert more_seeds["fine_tune"] == archs * n_max
+    assert more_seeds["train"] == archs * n_max
 
 
 def test_report_shows_the_numbers_of_the_tables(finished_run):
@@ -61,8 +62,9 @@ def test_report_shows_the_numbers_of_the_tables(finished_run):
     shown = table_rows(page, "summary-table")
     assert len(shown) == len(summary)
     for row, (_, expected) in zip(shown, summary.iterrows()):
-        assert row[:4] == [expected["architecture"], str(expected["n"]), expected["metric"], str(expected["seeds"])]
-        for cell, column in zip(row[4:], ["mean", "std", "ci_low", "ci_high"]):
+        assert row[:5] == [expected["strategy"], expected["architecture"], str(expected["n"]), expected["metric"],
+                           str(expected["seeds"])]
+        for cell, column in zip(row[5:], ["mean", "std", "ci_low", "ci_high"]):
             assert float(cell) == pytest.approx(expected[column], abs=5e-5), (row, column)
 
     points = pd.read_csv(tables / "overfitting.csv")
@@ -79,21 +81,37 @@ def test_tables_are_tidy_and_complete(finished_run):
     tables = workdir / "results" / "ci" / "tables"
     finals = pd.read_csv(tables / "finals.csv")
     histories = pd.read_csv(tables / "histories.csv")
-    cells = len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
-    assert len(finals) == cells
-    # fine_tune(n) has one frozen epoch plus n unfrozen epochs.
-    expected_epochs = sum(1 + n for n in range(1, config["max_epochs"] + 1)) * len(config["architectures"]) * len(config["seeds"])
-    assert len(histories) == expected_epochs
-    assert set(histories["phase"]) == {"frozen", "unfrozen"}
-    assert (histories["seconds"] > 0).all()
-    for name in ("summary", "overfitting", "within_run"):
+    runs = len(config["architectures"]) * len(config["seeds"])
+    assert len(finals) == len(config["strategies"]) * config["max_epochs"] * runs
+    # fine_tune(n) and head_only have one frozen epoch plus n more; from_scratch has n epochs.
+    ns = range(1, config["max_epochs"] + 1)
+    epochs = histories.groupby("strategy").size()
+    assert epochs["fine_tune"] == epochs["head_only"] == sum(1 + n for n in ns) * runs
+    assert epochs["from_scratch"] == sum(ns) * runs
+    assert set(histories.loc[histories["strategy"] == "head_only", "phase"]) == {"frozen"}
+    assert set(histories.loc[histories["strategy"] == "from_scratch", "phase"]) == {"unfrozen"}
+    assert (histories["seconds"] > 0).all() and histories["test_accuracy"].between(0, 1).all()
+    for name in ("summary", "overfitting", "within_run", "strategies", "early_stopping", "cost"):
         assert (tables / f"{name}.csv").is_file()
+    strategies = pd.read_csv(tables / "strategies.csv")
+    assert len(strategies) == (len(config["strategies"]) - 1) * config["max_epochs"] * len(config["architectures"])
+
+
+def test_latex_tables_and_citation_in_the_report(finished_run):
+    workdir, _ = finished_run
+    latex = workdir / "reports" / "ci" / "tables"
+    early = (latex / "early_stopping.tex").read_text()
+    assert early.startswith("\\begin{table}") and "\\caption{" in early and "config " in early
+    assert "GL\\_2" in early and "\\bottomrule" in early
+    page = (workdir / "reports" / "ci" / "index.html").read_text()
+    assert 'id="bibtex"' in page and "@software{epochbench_" in page
+    assert 'id="strategies-table"' in page and 'id="early-stopping-table"' in page
 
 
 def test_figures_in_every_format_and_nothing_half_written(finished_run):
     workdir, _ = finished_run
     figures = workdir / "reports" / "ci" / "figures"
-    for name in ("accuracy_vs_n", "loss_vs_n", "within_run_curve"):
+    for name in ("accuracy_vs_n", "loss_vs_n", "within_run_curve", "accuracy_vs_cost", "strategy_comparison"):
         for fmt in ("svg", "png", "pdf"):
             assert (figures / f"{name}.{fmt}").stat().st_size > 1000
     assert not [p for p in workdir.rglob("*.tmp*") if ".snakemake" not in p.parts]

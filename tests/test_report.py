@@ -31,7 +31,13 @@ def minimal_context(evil: str) -> dict:
                                        chosen_n=1, best_n=1, test="1%", test_ci="",
                                        best_valid="1%", within_run_epoch="1")],
         figures=[dict(name=evil, src="data:image/png;base64,AAAA", caption=evil)],
-        summary=[dict(architecture=evil, n=1, metric="valid_accuracy", seeds=1, mean="1", std="–", ci_low="–",
+        strategy_names=[evil], strategy_answers=[evil],
+        strategies=[dict(strategy=evil, architecture=evil, n=1, seeds=1, mean="1", fine_tune="1", diff="0", diff_ci=evil,
+                         p="0", verdict=evil)],
+        early_stopping=[dict(architecture=evil, rule=evil, seeds=1, stopped="0%", stop="1", kept="1", epochs="1",
+                             test="1%", test_ci=evil)],
+        cite=dict(text=evil, bibtex=evil),
+        summary=[dict(strategy=evil, architecture=evil, n=1, metric="valid_accuracy", seeds=1, mean="1", std="–", ci_low="–",
                       ci_high="–")],
         comparison=[dict(architecture=evil, n=1, seeds=1, mean="1", boot=evil, p_beats_best="best", diff="", same="yes")],
         data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8),
@@ -46,3 +52,21 @@ def test_user_strings_are_escaped():
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
 
+
+
+def test_strategy_sentences_count_the_verdicts():
+    table = pd.DataFrame(dict(strategy=["head_only"] * 3, architecture=["netA"] * 3, n=[1, 2, 3],
+                              verdict=["worse than fine_tune", "worse than fine_tune", "indistinguishable"]))
+    assert report.strategy_answers(table) == [
+        "netA, head_only: indistinguishable at 1 of 3 n, worse than fine_tune at 2 of 3 n "
+        "(test accuracy, paired bootstrap 95%)."]
+
+
+def test_citation_block_names_experiment_config_and_commit():
+    import yaml
+
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    block = report.citation_block(citation, "digits", "abc123", "0123456789abcdef (with uncommitted changes)")
+    assert "experiment digits, config abc123, commit 0123456789ab" in block["text"]
+    assert block["bibtex"].startswith("@software{epochbench_abc123,")
+    assert f"version = {{{citation['version']}}}" in block["bibtex"] and block["bibtex"].endswith("}")

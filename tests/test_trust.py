@@ -10,9 +10,9 @@ import time
 import pandas as pd
 import yaml
 
-from conftest import CI_CONFIG, ROOT, snakemake
+from conftest import ROOT, snakemake, sweep_only_config
 
-CELL = "results/ci/cells/test_resnet/n2/seed1"
+CELL = "results/ci/cells/fine_tune/test_resnet/n2/seed1"
 
 
 def digest(path) -> str:
@@ -47,12 +47,13 @@ def wait_for(condition, timeout=300, step=0.5):
 
 
 def test_kill_mid_sweep_then_resume_retrains_only_the_unfinished(tmp_path):
+    config_path = sweep_only_config(tmp_path)
     command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-               "--configfile", str(CI_CONFIG), "--cores", "2"]
+               "--configfile", str(config_path), "--cores", "2"]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         cells = tmp_path / "results" / "ci" / "cells"
-        logs = tmp_path / "logs" / "ci" / "fine_tune"
+        logs = tmp_path / "logs" / "ci" / "train"
 
         def training_in_flight():
             done = {p.parent for p in cells.rglob("metrics.json")} if cells.exists() else set()
@@ -74,13 +75,13 @@ def test_kill_mid_sweep_then_resume_retrains_only_the_unfinished(tmp_path):
     finished = {path: stamp for path, stamp in cell_files(tmp_path).items() if path in before}
     assert finished, "no cell had finished before the kill"
 
-    snakemake(tmp_path, "--unlock")
-    snakemake(tmp_path)  # the default profile reruns incomplete jobs
+    snakemake(tmp_path, "--unlock", configfile=config_path)
+    snakemake(tmp_path, configfile=config_path)  # the default profile reruns incomplete jobs
 
     after = cell_files(tmp_path)
     for path, stamp in finished.items():
         assert after[path] == stamp, f"{path} was rewritten although its cell had finished"
-    config = yaml.safe_load(CI_CONFIG.read_text())
+    config = yaml.safe_load(config_path.read_text())
     finals = pd.read_csv(tmp_path / "results" / "ci" / "tables" / "finals.csv")
     assert len(finals) == len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
     for metrics in (tmp_path / "results" / "ci" / "cells").rglob("metrics.json"):

@@ -51,6 +51,20 @@ rule summarize:
             caption="../report/comparison.rst",
             category="Tables",
         ),
+        strategies=report(
+            f"{TABLES}/strategies.csv",
+            caption="../report/strategies.rst",
+            category="Tables",
+        ),
+        early_stopping=report(
+            f"{TABLES}/early_stopping.csv",
+            caption="../report/early_stopping.rst",
+            category="Tables",
+        ),
+        early_stopping_seeds=f"{TABLES}/early_stopping_seeds.csv",
+        cost=report(
+            f"{TABLES}/cost.csv", caption="../report/cost.rst", category="Tables"
+        ),
     log:
         f"{LOGS}/summarize.log",
     benchmark:
@@ -63,6 +77,7 @@ rule summarize:
         runtime=10,
     params:
         max_n=config["max_epochs"],
+        early_stopping=config["early_stopping"],
     script:
         "../../scripts/summarize.py"
 
@@ -74,6 +89,8 @@ rule plot_figures:
         summary=f"{TABLES}/summary.csv",
         overfitting=f"{TABLES}/overfitting.csv",
         within_run=f"{TABLES}/within_run.csv",
+        strategies=f"{TABLES}/strategies.csv",
+        cost=f"{TABLES}/cost.csv",
     output:
         **{
             f"{name}_{fmt}": (
@@ -100,3 +117,24 @@ rule plot_figures:
         runtime=10,
     script:
         "../../scripts/plot_figures.py"
+
+
+rule latex_tables:
+    """The report's tables as LaTeX (pandas to_latex), for write-ups that cite them."""
+    input:
+        expand(f"{TABLES}/{{name}}.csv", name=LATEX_TABLES),
+    output:
+        expand(f"{REPORTS}/tables/{{name}}.tex", name=LATEX_TABLES),
+    log:
+        f"{LOGS}/latex_tables.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        experiment=EXPERIMENT,
+        config_hash=CONFIG_HASH,
+    script:
+        "../../scripts/latex_tables.py"

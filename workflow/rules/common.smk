@@ -30,6 +30,7 @@ config.clear()
 config.update(_canonical)
 
 EXPERIMENT = config["experiment"]
+STRATEGIES = config["strategies"]
 ARCHITECTURES = config["architectures"]
 EPOCHS = list(range(1, config["max_epochs"] + 1))
 SEEDS = config["seeds"]
@@ -44,14 +45,18 @@ BENCH = f"{RESULTS}/benchmarks"
 TABLES = f"{RESULTS}/tables"
 REPORTS = f"reports/{EXPERIMENT}"
 REPORT_HTML = f"{REPORTS}/index.html"
-FIGURES = ["accuracy_vs_n", "loss_vs_n", "within_run_curve"]
+FIGURES = ["accuracy_vs_n", "loss_vs_n", "within_run_curve", "accuracy_vs_cost"]
+if len(STRATEGIES) > 1:
+    FIGURES.append("strategy_comparison")
+LATEX_TABLES = ["overfitting", "comparison", "strategies", "early_stopping", "cost"]
 FIGURE_FORMATS = ["svg", "png", "pdf"]
 DATA_FILES = ["images.npy", "labels.npy", "splits.npy", "meta.json"]
-CELL = "{arch}/n{n}/seed{seed}"
+CELL = "{strategy}/{arch}/n{n}/seed{seed}"
 DATA_TASKS = ["target", "source"] if config["pretrained"] == "source" else ["target"]
 
 
 wildcard_constraints:
+    strategy="fine_tune|head_only|from_scratch",
     arch=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     n=r"\d+",
     seed=r"\d+",
@@ -59,14 +64,20 @@ wildcard_constraints:
 
 
 def cell_files(name):
-    """One path per (architecture, n, seed) cell of the grid."""
+    """One path per (strategy, architecture, n, seed) cell of the grid."""
     return expand(
-        f"{RESULTS}/cells/{CELL}/{name}", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS
+        f"{RESULTS}/cells/{CELL}/{name}",
+        strategy=STRATEGIES,
+        arch=ARCHITECTURES,
+        n=EPOCHS,
+        seed=SEEDS,
     )
 
 
 def body_weights(wildcards):
     """The body weights a training job starts from: the pipeline's own pretraining, a file, or none."""
+    if wildcards.strategy == "from_scratch":
+        return []
     if config["pretrained"] == "source":
         return f"{RESULTS}/pretrained/{wildcards.arch}.pt"
     if config["pretrained"] in ("imagenet", "none"):
@@ -80,7 +91,11 @@ def benchmark_files():
     if config["pretrained"] == "source":
         files += expand(f"{BENCH}/pretrain/{{arch}}.tsv", arch=ARCHITECTURES)
     files += expand(
-        f"{BENCH}/fine_tune/{CELL}.tsv", arch=ARCHITECTURES, n=EPOCHS, seed=SEEDS
+        f"{BENCH}/train/{CELL}.tsv",
+        strategy=STRATEGIES,
+        arch=ARCHITECTURES,
+        n=EPOCHS,
+        seed=SEEDS,
     )
     files += [
         f"{BENCH}/{rule}/all.tsv"

@@ -1,5 +1,5 @@
-rule fine_tune:
-    """One cell of the grid: fastai's learn.fine_tune(n) with one seed, its history and final metrics."""
+rule train:
+    """One cell of the grid: fastai's learn.fine_tune(n) (or a baseline strategy) with one seed, its history and final metrics."""
     input:
         data=multiext(f"{RESULTS}/data/target/", *DATA_FILES),
         weights=body_weights,
@@ -8,9 +8,9 @@ rule fine_tune:
         epoch_seconds=f"{RESULTS}/cells/{CELL}/epoch_seconds.csv",
         metrics=f"{RESULTS}/cells/{CELL}/metrics.json",
     log:
-        f"{LOGS}/fine_tune/{CELL}.log",
+        f"{LOGS}/train/{CELL}.log",
     benchmark:
-        f"{BENCH}/fine_tune/{CELL}.tsv"
+        f"{BENCH}/train/{CELL}.tsv"
     conda:
         "../../environment.yml"
     threads: 1
@@ -25,4 +25,4 @@ rule fine_tune:
         device=config["device"],
         deterministic=config["deterministic"],
     script:
-        "../../scripts/fine_tune.py"
+        "../../scripts/train.py"

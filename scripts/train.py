@@ -5,11 +5,12 @@ log = log_to(snakemake.log[0])  # noqa: F821  (snakemake is injected by the scri
 import pandas as pd  # noqa: E402
 
 from epochbench.io import write_csv, write_json  # noqa: E402
-from epochbench.train import HISTORY_COLUMNS, fine_tune_cell  # noqa: E402
+from epochbench.train import HISTORY_COLUMNS, train_cell  # noqa: E402
 
-rows, seconds, final = fine_tune_cell(
+rows, seconds, final = train_cell(
     data_dir=snakemake.input.data[0].rsplit("/", 1)[0],
     arch=snakemake.wildcards.arch,
+    strategy=snakemake.wildcards.strategy,
     n=int(snakemake.wildcards.n),
     seed=int(snakemake.wildcards.seed),
     pretrained=snakemake.input.weights or snakemake.params.pretrained,
