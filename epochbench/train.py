@@ -31,6 +31,7 @@ from fastai.torch_core import TensorCategory, TensorImage, set_seed
 from fastai.vision.learner import vision_learner
 
 from .data import TEST, TRAIN, VALID, PreparedData, load_prepared
+from .devices import pick_device
 from .io import atomic_path
 
 log = logging.getLogger("epochbench")
@@ -65,14 +66,14 @@ class ArrayImages(torch.utils.data.Dataset):
         return TensorImage(torch.from_numpy(np.array(self.images[i]))), TensorCategory(int(self.labels[i]))
 
 
-def pick_device(choice: str = "auto") -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
+def make_dataloaders(data: PreparedData, batch_size: int, device, num_workers: int = 0) -> DataLoaders:
+    """Train/valid DataLoaders for the learner (the test split gets its loader from `test_loader`).
 
-
-def make_dataloaders(data: PreparedData, batch_size: int, device) -> DataLoaders:
-    """Train/valid DataLoaders for the learner (the test split gets its loader from `test_loader`)."""
+    The images are decoded already and memory-mapped: a batch is an index into
+    an array, so worker processes rarely pay off (num_workers 0 by default).
+    Pinned memory speeds up the copy to a GPU.
+    """
+    on_gpu = torch.device(device).type == "cuda"
 
     def loader(split, train=False):
         images, labels = data.split(split)
@@ -83,6 +84,8 @@ def make_dataloaders(data: PreparedData, batch_size: int, device) -> DataLoaders
             drop_last=train and len(labels) > batch_size,
             after_batch=[IntToFloatTensor()],
             device=device,
+            num_workers=num_workers,
+            pin_memory=on_gpu,
         )
 
     return DataLoaders(loader(TRAIN, train=True), loader(VALID), device=device)
@@ -202,14 +205,29 @@ def seed_everything(seed: int, threads: int, deterministic: bool = False) -> Non
         torch.use_deterministic_algorithms(True)
 
 
-def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str) -> tuple:
+def speed_up(learn, device, precision: str = "fp32", channels_last: bool = False) -> None:
+    """Mixed precision (fastai's to_fp16 / to_bf16) and channels-last memory, where the device has them."""
+    if precision != "fp32":
+        if device.type != "cuda":
+            log.warning("precision %s needs a CUDA device; training in fp32 on %s", precision, device)
+        elif precision == "fp16":
+            learn.to_fp16()
+        else:
+            learn.to_bf16()
+    if channels_last:
+        learn.model.to(memory_format=torch.channels_last)
+
+
+def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str,
+                   precision: str = "fp32", channels_last: bool = False, num_workers: int = 0) -> tuple:
     """(data, learner with an EpochHistory that also scores the test split), built after `seed_everything`."""
     data = load_prepared(data_dir)
     dev = pick_device(device)
-    dls = make_dataloaders(data, batch_size, dev)
+    dls = make_dataloaders(data, batch_size, dev, num_workers)
     history = EpochHistory(label=label)
     learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history])
     learn.model.to(dev)
+    speed_up(learn, dev, precision, channels_last)
     history.test_dl = test_loader(learn, data)
     return data, learn, history
 
@@ -235,12 +253,14 @@ def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
 def train_cell(
     data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict, strategy: str = "fine_tune",
     batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
+    precision: str = "fp32", channels_last: bool = False, num_workers: int = 0,
 ):
     """Run one cell of the grid; return (history rows, seconds per epoch, final metrics)."""
     seed_everything(seed, threads, deterministic)
     weights = "none" if strategy == "from_scratch" else pretrained
     data, learn, history = seeded_learner(
-        data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", batch_size, device
+        data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", batch_size, device,
+        precision, channels_last, num_workers,
     )
     with learn.no_bar(), learn.no_logging():
         train_strategy(learn, strategy, n, fine_tune_args)
@@ -275,3 +295,18 @@ def pretrain_body(
     with atomic_path(Path(out_path)) as tmp:
         tmp.write_bytes(buffer.getvalue())
     return dict(architecture=arch, epochs=epochs, source_valid_accuracy=history.rows[-1]["valid_accuracy"])
+
+
+def train_job(spec: dict) -> None:
+    """The `train` rule's job: run the cell `spec["cell"]` and write its history, epoch seconds and metrics."""
+    import pandas as pd
+
+    from .io import write_csv, write_json
+
+    rows, seconds, final = train_cell(**spec["cell"])
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    # Seconds vary from run to run; keeping them apart keeps history.csv and
+    # metrics.json byte-identical across reruns of the same cell.
+    write_csv(spec["epoch_seconds"], history[["phase", "epoch"]].assign(seconds=seconds))
+    write_csv(spec["history"], history)
+    write_json(spec["metrics"], final)

@@ -1,28 +1,29 @@
-from epochbench.jobs import log_to
+# Thin on purpose: this process imports nothing heavy. The cell runs in a warm
+# process that has torch and fastai imported already (epochbench.warm), or here.
+import sys
 
-log = log_to(snakemake.log[0])  # noqa: F821  (snakemake is injected by the script directive)
+from epochbench import warm
 
-import pandas as pd  # noqa: E402
-
-from epochbench.io import write_csv, write_json  # noqa: E402
-from epochbench.train import HISTORY_COLUMNS, train_cell  # noqa: E402
-
-rows, seconds, final = train_cell(
-    data_dir=snakemake.input.data[0].rsplit("/", 1)[0],
-    arch=snakemake.wildcards.arch,
-    strategy=snakemake.wildcards.strategy,
-    n=int(snakemake.wildcards.n),
-    seed=int(snakemake.wildcards.seed),
-    pretrained=snakemake.input.weights or snakemake.params.pretrained,
-    fine_tune_args=snakemake.params.fine_tune,
-    batch_size=snakemake.params.batch_size,
-    threads=snakemake.threads,
-    device=snakemake.params.device,
-    deterministic=snakemake.params.deterministic,
+params = snakemake.params  # noqa: F821  (snakemake is injected by the script directive)
+spec = dict(
+    cell=dict(
+        data_dir=snakemake.input.data[0].rsplit("/", 1)[0],  # noqa: F821
+        arch=snakemake.wildcards.arch,  # noqa: F821
+        strategy=snakemake.wildcards.strategy,  # noqa: F821
+        n=int(snakemake.wildcards.n),  # noqa: F821
+        seed=int(snakemake.wildcards.seed),  # noqa: F821
+        pretrained=snakemake.input.weights or params.pretrained,  # noqa: F821
+        fine_tune_args=dict(params.fine_tune),
+        batch_size=params.batch_size,
+        threads=snakemake.threads,  # noqa: F821
+        device=params.device,
+        deterministic=params.deterministic,
+        precision=params.precision,
+        channels_last=params.channels_last,
+        num_workers=params.num_workers,
+    ),
+    history=snakemake.output.history,  # noqa: F821
+    epoch_seconds=snakemake.output.epoch_seconds,  # noqa: F821
+    metrics=snakemake.output.metrics,  # noqa: F821
 )
-history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-# Seconds vary from run to run; keeping them apart keeps history.csv and
-# metrics.json byte-identical across reruns of the same cell.
-write_csv(snakemake.output.epoch_seconds, history[["phase", "epoch"]].assign(seconds=seconds))
-write_csv(snakemake.output.history, history)
-write_json(snakemake.output.metrics, final)
+sys.exit(warm.run("epochbench.train:train_job", spec, snakemake.log[0], device=params.device))  # noqa: F821

@@ -24,5 +24,8 @@ rule train:
         batch_size=config["batch_size"],
         device=config["device"],
         deterministic=config["deterministic"],
+        precision=config["precision"],
+        channels_last=config["channels_last"],
+        num_workers=config["num_workers"],
     script:
         "../../scripts/train.py"
