@@ -6,6 +6,7 @@ model zoos, so that a bad config stops the run before any training with one
 line naming the key at fault.
 """
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -37,15 +38,39 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def architecture_source(name: str) -> str:
-    """'torchvision' if torchvision has a model of this name, else 'timm' if timm has one."""
+def model_names(cache_path=None) -> dict:
+    """{'torchvision': [...], 'timm': [...]}: every model name of both zoos, cached per installed version.
+
+    Listing them means importing torchvision and timm, several seconds that
+    every `snakemake` call (a no-op rerun included) would pay; the cache is
+    valid while the installed versions stay the same.
+    """
+    from importlib.metadata import version
+
+    versions = {package: version(package) for package in ("torch", "torchvision", "timm")}
+    if cache_path is not None and Path(cache_path).is_file():
+        with contextlib.suppress(ValueError, KeyError):
+            cached = json.loads(Path(cache_path).read_text())
+            if cached["versions"] == versions:
+                return cached
+    import timm
     import torchvision.models
 
-    if name in torchvision.models.list_models(module=torchvision.models):
-        return "torchvision"
-    import timm
+    names = dict(versions=versions, torchvision=sorted(torchvision.models.list_models(module=torchvision.models)),
+                 timm=sorted(timm.list_models()))
+    if cache_path is not None:
+        from .io import write_json
 
-    if timm.is_model(name):
+        write_json(cache_path, names)
+    return names
+
+
+def architecture_source(name: str, names: dict = None) -> str:
+    """'torchvision' if torchvision has a model of this name, else 'timm' if timm has one."""
+    names = names or model_names()
+    if name in names["torchvision"]:
+        return "torchvision"
+    if name in names["timm"]:
         return "timm"
     raise ConfigError(
         f"config key 'architectures': unknown architecture {name!r}; "
@@ -98,8 +123,8 @@ def schema_error(config: dict, schema_path) -> "str | None":
     return f"config key '{key}': {error.message}"
 
 
-def check_config(config: dict) -> None:
-    """Raise ConfigError for the first setting that cannot work."""
+def check_config(config: dict, model_cache=None) -> None:
+    """Raise ConfigError for the first setting that cannot work (`model_cache`: see `model_names`)."""
     _check_dataset(config["dataset"], "dataset")
     pretrained = config["pretrained"]
     if pretrained == "source":
@@ -116,5 +141,6 @@ def check_config(config: dict) -> None:
             f"config key 'batch_size': {config['batch_size']} is larger than dataset.train_size {train_size}; "
             "lower batch_size or raise train_size"
         )
+    names = model_names(model_cache)
     for name in config["architectures"]:
-        architecture_source(name)
+        architecture_source(name, names)

@@ -18,7 +18,7 @@ import yaml
 
 from . import __version__
 from .plots import caption
-from .tables import rule_times
+from .tables import cell_times, rule_times
 
 PACKAGES = [
     "torch", "torchvision", "fastai", "timm", "snakemake", "pandas", "numpy", "scipy", "scikit-learn",
@@ -117,6 +117,27 @@ def time_table(benchmark_files) -> list:
              share=pct(r["sum"] / total if total else np.nan))
         for _, r in per_rule.iterrows()
     ]
+
+
+def training_time(benchmark_files, finals) -> dict:
+    """How the training jobs spent their wall time: in epochs, or in start-up (imports, loading, writing)."""
+    cells = cell_times(benchmark_files, finals)
+    if cells.empty:
+        return dict(cells=[], summary="")
+    wall, epochs = cells["wall_seconds"].sum(), cells["epoch_seconds"].sum()
+    summary = (
+        f"{len(cells)} training jobs took {wall:.0f} s of job time in all, {epochs:.0f} s of it in epochs "
+        f"(training, validation and test passes): {pct(epochs / wall)}. The rest, {cells['overhead_seconds'].mean():.1f} s "
+        f"per job on average ({pct(cells['overhead_share'].mean())} of a job), is start-up and writing results. "
+        f"Throughput: {cells['images_per_second'].median():.0f} training images per second of epoch time (median)."
+    )
+    rows = [
+        dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), seed=int(r.seed), wall=num(r.wall_seconds, 1),
+             epochs=num(r.epoch_seconds, 1), overhead=num(r.overhead_seconds, 1), share=pct(r.overhead_share),
+             ips=num(r.images_per_second, 0))
+        for _, r in cells.iterrows()
+    ]
+    return dict(cells=rows, summary=summary)
 
 
 def inline_png(path) -> str:
@@ -244,6 +265,7 @@ def build_context(
         versions=package_versions(),
         hardware=hardware(),
         times=time_table(benchmark_files),
+        training_time=training_time(benchmark_files, finals),
         data=dict(
             classes=data_meta["classes"],
             counts=data_meta["counts"],

@@ -65,3 +65,25 @@ def latex_table(table: pd.DataFrame, name: str, experiment: str, config_hash: st
         index=False, float_format="%.4f", na_rep="--", escape=True, longtable=len(table) > 40,
         caption=caption.replace("%", r"\%").replace("_", r"\_"), label=f"tab:epochbench-{name}",
     )
+
+
+def cell_times(benchmark_files, finals: pd.DataFrame) -> pd.DataFrame:
+    """Per training cell: its job's wall time, the seconds spent in epochs, the rest (start-up) and throughput.
+
+    Epoch seconds cover the training, validation and test passes; everything
+    else in the job's wall time (starting Python, imports, loading data and
+    weights, building the learner, writing results) is overhead.
+    """
+    times = rule_times(benchmark_files)
+    times = times[times["rule"] == "train"].copy()
+    keys = times["job"].str.extract(r"^(?P<strategy>[^/]+)/(?P<architecture>[^/]+)/n(?P<n>\d+)/seed(?P<seed>\d+)$")
+    times = pd.concat([times, keys], axis=1).astype({"n": int, "seed": int})
+    cells = finals.merge(times, on=CELL_KEYS, how="inner")
+    return pd.DataFrame({
+        **{key: cells[key] for key in CELL_KEYS},
+        "wall_seconds": cells["seconds"],
+        "epoch_seconds": cells["train_seconds"],
+        "overhead_seconds": cells["seconds"] - cells["train_seconds"],
+        "overhead_share": (cells["seconds"] - cells["train_seconds"]) / cells["seconds"],
+        "images_per_second": cells["n_train"] * cells["epochs_trained"] / cells["train_seconds"],
+    })

@@ -110,3 +110,28 @@ def test_key_order_does_not_change_the_canonical_config():
     reordered = with_defaults(yaml.safe_load(yaml.safe_dump(base_config(), sort_keys=True)))
     assert list(canonical(config)["dataset"]) == list(canonical(reordered)["dataset"])
     assert canonical(config) == canonical(reordered)
+
+
+def test_model_names_are_cached_per_installed_version(tmp_path):
+    """A rerun's config check must not import the model zoos (seconds per `snakemake` call)."""
+    import json
+    import subprocess
+    import sys
+
+    from epochbench.config import architecture_source, model_names
+
+    cache = tmp_path / "model_names.json"
+    names = model_names(cache)
+    assert architecture_source("resnet18", names) == "torchvision"
+    assert architecture_source("resnet10t", names) == "timm"
+    probe = (f"import sys; from epochbench.config import model_names; n = model_names({str(cache)!r}); "
+             "print('resnet18' in n['torchvision'], 'timm' in sys.modules, 'torchvision' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "False", "False"], result.stderr[-2000:]
+    # Another installed version (here: a doctored cache) lists the zoos afresh.
+    stale = json.loads(cache.read_text())
+    stale["versions"]["timm"] = "0.0.1"
+    stale["timm"] = []
+    cache.write_text(json.dumps(stale))
+    assert "resnet10t" in model_names(cache)["timm"]
+    assert json.loads(cache.read_text())["versions"] == names["versions"]

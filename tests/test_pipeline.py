@@ -1,6 +1,7 @@
 """End to end: the real Snakemake pipeline on config/ci.yaml, from nothing to the HTML report."""
 
 import html
+import os
 import re
 import subprocess
 import zipfile
@@ -121,6 +122,18 @@ def test_second_run_has_nothing_to_do(finished_run):
     workdir, _ = finished_run
     result = snakemake(workdir)
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_changed_template_rerenders_only_the_report(finished_run):
+    workdir, _ = finished_run
+    template = ROOT / "reports" / "templates" / "report.html.j2"
+    stat = template.stat()
+    try:
+        os.utime(template, (stat.st_atime, stat.st_mtime + 3600))  # as if edited after the run
+        planned = planned_jobs(snakemake(workdir, "--dry-run").stdout)
+    finally:
+        os.utime(template, (stat.st_atime, stat.st_mtime))
+    assert planned == {"render_report": 1, "total": 1}
 
 
 def test_snakemake_native_report(finished_run):

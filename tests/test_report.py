@@ -41,6 +41,8 @@ def minimal_context(evil: str) -> dict:
                       ci_high="–")],
         comparison=[dict(architecture=evil, n=1, seeds=1, mean="1", boot=evil, p_beats_best="best", diff="", same="yes")],
         data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8),
+        training_time=dict(summary=evil, cells=[dict(strategy=evil, architecture=evil, n=1, seed=0, wall="1", epochs="1",
+                                                     overhead="0", share="0%", ips="1")]),
         times=[dict(rule=evil, jobs=1, total="1", mean="1", max="1", share="100%")],
         commit=evil, hardware={"cpu": evil}, versions={"x": evil}, config_yaml=evil, reproducibility=evil,
     )
@@ -70,3 +72,20 @@ def test_citation_block_names_experiment_config_and_commit():
     assert "experiment digits, config abc123, commit 0123456789ab" in block["text"]
     assert block["bibtex"].startswith("@software{epochbench_abc123,")
     assert f"version = {{{citation['version']}}}" in block["bibtex"] and block["bibtex"].endswith("}")
+
+
+def test_cell_times_split_job_time_into_epochs_and_start_up(tmp_path):
+    from epochbench.tables import cell_times
+
+    files = []
+    for n, wall in ((1, 10.0), (2, 16.0)):
+        path = tmp_path / "benchmarks" / "train" / "fine_tune" / "netA" / f"n{n}" / "seed0.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{wall}\t0:00:10\t100\n")
+        files.append(path)
+    finals = pd.DataFrame(dict(strategy="fine_tune", architecture="netA", n=[1, 2], seed=0, train_seconds=[4.0, 12.0],
+                               epochs_trained=[2, 3], n_train=100))
+    cells = cell_times(files, finals).set_index("n")
+    assert cells.loc[1, "overhead_seconds"] == 6.0 and cells.loc[2, "overhead_share"] == 0.25
+    assert cells.loc[2, "images_per_second"] == 100 * 3 / 12.0
+    assert report.training_time(files, finals)["summary"].startswith("2 training jobs took 26 s")

@@ -22,7 +22,7 @@ validate(config, SCHEMA)
 # process has checked; the architecture check alone imports torch.
 if workflow.is_main_process:
     try:
-        check_config(config)
+        check_config(config, model_cache=".snakemake/epochbench/model_names.json")
     except ConfigError as err:
         sys.exit(f"epochbench: {err}")
 _canonical = canonical(config)  # key order in a config file must not rerun jobs

@@ -1,0 +1,37 @@
+"""What a user would write instead of the pipeline: one Python process looping fine_tune(n) over every n and seed.
+
+Same data (the pipeline's prepared arrays), same body weights, same settings,
+torch's default thread count (all cores). Prints one JSON object: the wall
+time measured from this process's start and every cell's final metrics.
+"""
+
+import json
+import sys
+import time
+
+START = time.time()
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from epochbench.train import train_cell  # noqa: E402
+
+
+def main(workdir, config_path):
+    config = yaml.safe_load(open(config_path))
+    results = f"{workdir}/results/{config['experiment']}"
+    cells = []
+    for arch in config["architectures"]:
+        for n in range(1, config["max_epochs"] + 1):
+            for seed in config["seeds"]:
+                _, _, final = train_cell(
+                    f"{results}/data/target", arch, n, seed, pretrained=f"{results}/pretrained/{arch}.pt",
+                    fine_tune_args=config.get("fine_tune", {}), batch_size=config.get("batch_size", 64),
+                    threads=torch.get_num_threads(), device="cpu",
+                )
+                cells.append(final)
+    print(json.dumps(dict(wall_seconds=time.time() - START, threads=torch.get_num_threads(), cells=cells)))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

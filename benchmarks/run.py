@@ -1,0 +1,172 @@
+"""Run every benchmark side by side on this machine; write benchmarks/results/*.csv and BENCHMARKS.md.
+
+    python benchmarks/run.py            # all of them (about 25 minutes on 2 CPU cores)
+    python benchmarks/run.py loop       # or some: loop, throughput, startup, scaling
+
+Every figure is a ratio of two things measured here, in one run, one after the other.
+"""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "benchmarks"
+WORK = HERE / "runs"  # ignored by git
+RESULTS = HERE / "results"
+sys.path.insert(0, str(ROOT))
+
+from epochbench.io import write_csv, write_text  # noqa: E402
+from epochbench.tables import cell_times  # noqa: E402
+
+
+def snakemake(workdir, configfile, targets=("all",), options=()) -> float:
+    """Run the real pipeline in `workdir`; return its wall time in seconds."""
+    command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(configfile), "--cores", str(os.cpu_count()), "--quiet", *options, *targets]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def fresh(name) -> Path:
+    path = WORK / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def machine() -> str:
+    from epochbench.report import hardware
+
+    info = hardware()
+    return f"{info['cpu']}, {info['cpu cores']} cores, GPUs: {info['gpus']}"
+
+
+def bench_loop() -> dict:
+    """The pipeline against one process looping fine_tune(n) over n and seeds, on the same prepared data and weights."""
+    config_path = HERE / "loop.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    work = fresh("loop")
+    results = work / "results" / config["experiment"]
+    # Data preparation and pretraining are shared inputs of both, made once beforehand and not timed.
+    shared = [f"results/{config['experiment']}/pretrained/{arch}.pt" for arch in config["architectures"]]
+    snakemake(work, config_path, shared)
+    pipeline_seconds = snakemake(work, config_path)
+    start = time.perf_counter()
+    loop = subprocess.run([sys.executable, str(HERE / "naive_loop.py"), str(work), str(config_path)],
+                          check=True, capture_output=True, text=True)
+    loop_seconds = time.perf_counter() - start
+    looped = pd.DataFrame(json.loads(loop.stdout.strip().splitlines()[-1])["cells"])
+    finals = pd.read_csv(results / "tables" / "finals.csv")
+    keys = ["architecture", "n", "seed"]
+    both = finals.merge(looped, on=keys, suffixes=("", "_loop"))
+    metrics = ["valid_loss", "valid_accuracy", "test_loss", "test_accuracy"]
+    difference = max(float((both[m] - both[f"{m}_loop"]).abs().max()) for m in metrics)
+    return dict(cells=len(finals), pipeline_seconds=pipeline_seconds, loop_seconds=loop_seconds,
+                ratio=pipeline_seconds / loop_seconds, cells_compared=len(both), max_metric_difference=difference,
+                accuracies_identical=bool((both["valid_accuracy"] == both["valid_accuracy_loop"]).all()
+                                          and (both["test_accuracy"] == both["test_accuracy_loop"]).all()))
+
+
+def bench_throughput() -> dict:
+    data_dir = WORK / "loop" / "results" / "bench-loop" / "data" / "target"
+    if not data_dir.exists():
+        snakemake(fresh("loop"), HERE / "loop.yaml", ["results/bench-loop/data/target/meta.json"])
+    result = subprocess.run([sys.executable, str(HERE / "throughput.py"), str(data_dir), "resnet18", "1"],
+                            check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def bench_startup() -> dict:
+    """Overhead share of the training jobs of the default experiment, run afresh."""
+    work = fresh("default")
+    wall = snakemake(work, ROOT / "config" / "config.yaml")
+    results = work / "results" / yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiment"]
+    finals = pd.read_csv(results / "tables" / "finals.csv")
+    cells = cell_times(sorted((results / "benchmarks" / "train").rglob("*.tsv")), finals)
+    write_csv(RESULTS / "startup_cells.csv", cells)
+    rerun = snakemake(work, ROOT / "config" / "config.yaml")  # nothing to do
+    return dict(cells=len(cells), pipeline_seconds=wall, noop_rerun_seconds=rerun, mean_wall_seconds=cells["wall_seconds"].mean(),
+                mean_overhead_seconds=cells["overhead_seconds"].mean(),
+                mean_overhead_share=cells["overhead_share"].mean(),
+                overall_overhead_share=cells["overhead_seconds"].sum() / cells["wall_seconds"].sum())
+
+
+def bench_scaling() -> list:
+    config_path = HERE / "scaling.yaml"
+    work = fresh("scaling")
+    snakemake(work, config_path, ["results/bench-scaling/data/target/meta.json"])
+    rows = []
+    for n_max in (4, 6, 8, 10):
+        shutil.rmtree(work / "results" / "bench-scaling" / "cells", ignore_errors=True)
+        seconds = snakemake(work, config_path, options=["--config", f"max_epochs={n_max}"])
+        rows.append(dict(max_epochs=n_max, pipeline_seconds=seconds))
+    exponent = np.polyfit(np.log([r["max_epochs"] for r in rows]), np.log([r["pipeline_seconds"] for r in rows]), 1)[0]
+    for row in rows:
+        row["fitted_exponent"] = exponent
+    return rows
+
+
+def markdown(results: dict) -> str:
+    lines = ["# Benchmarks", "", f"Measured with `python benchmarks/run.py` on {machine()}, "
+             f"{time.strftime('%Y-%m-%d')}. Each ratio compares two runs made one after the other in that one "
+             "command on that machine; raw numbers are in `benchmarks/results/`.", "",
+             "| benchmark | measured | ratio | target |", "|---|---|---|---|"]
+    if "loop" in results:
+        r = results["loop"]
+        lines.append(f"| pipeline vs naive loop ({r['cells']} cells, `benchmarks/loop.yaml`) | pipeline "
+                     f"{r['pipeline_seconds']:.0f} s, loop {r['loop_seconds']:.0f} s; metrics identical: "
+                     f"{r['accuracies_identical']} (max difference {r['max_metric_difference']:.2g}) | "
+                     f"{r['ratio']:.2f} | ≤ 0.6 |")
+    if "throughput" in results:
+        r = results["throughput"]
+        lines.append(f"| fastai vs bare PyTorch, {r['architecture']}, {r['threads']} thread, batch {r['batch_size']} "
+                     f"| {r['fastai_images_per_second']:.0f} vs {r['pytorch_images_per_second']:.0f} images/s | "
+                     f"{r['ratio']:.2f} | ≥ 0.85 |")
+    if "startup" in results:
+        r = results["startup"]
+        lines.append(f"| start-up share of a training job, default config ({r['cells']} cells, run in "
+                     f"{r['pipeline_seconds']:.0f} s) | {r['mean_overhead_seconds']:.1f} s of "
+                     f"{r['mean_wall_seconds']:.1f} s per job | {r['mean_overhead_share']:.2f} | ≤ 0.15 |")
+        lines.append(f"| `snakemake --cores all` with nothing to do, default config | {r['noop_rerun_seconds']:.1f} s | "
+                     f"– | < 5 s |")
+    if "scaling" in results:
+        rows = results["scaling"]
+        measured = ", ".join(f"N={r['max_epochs']}: {r['pipeline_seconds']:.0f} s" for r in rows)
+        lines.append(f"| scaling of the grid's wall time in N (`benchmarks/scaling.yaml`) | {measured} | "
+                     f"exponent {rows[0]['fitted_exponent']:.2f} | ≈ 2 expected |")
+    return "\n".join(lines) + "\n"
+
+
+BENCHMARKS = {"loop": bench_loop, "throughput": bench_throughput, "startup": bench_startup, "scaling": bench_scaling}
+
+
+def main(names):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in names or list(BENCHMARKS):
+        print(f"benchmark {name} ...", flush=True)
+        results[name] = BENCHMARKS[name]()
+        rows = results[name] if isinstance(results[name], list) else [results[name]]
+        write_csv(RESULTS / f"{name}.csv", pd.DataFrame(rows))
+        print(json.dumps(results[name], default=str), flush=True)
+    # Keep the rows of benchmarks not rerun this time.
+    for name in BENCHMARKS:
+        if name not in results and (RESULTS / f"{name}.csv").exists():
+            rows = pd.read_csv(RESULTS / f"{name}.csv").to_dict("records")
+            results[name] = rows if name == "scaling" else rows[0]
+    write_text(HERE / "BENCHMARKS.md", markdown(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
