@@ -29,12 +29,12 @@ from epochbench.io import write_csv, write_text  # noqa: E402
 from epochbench.tables import cell_times  # noqa: E402
 
 
-def snakemake(workdir, configfile, targets=("all",), options=()) -> float:
+def snakemake(workdir, configfile, targets=("all",), options=(), env=None) -> float:
     """Run the real pipeline in `workdir`; return its wall time in seconds."""
     command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(configfile), "--cores", str(os.cpu_count()), "--quiet", *options, *targets]
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start
 
 
@@ -96,7 +96,12 @@ def bench_startup() -> dict:
     cells = cell_times(sorted((results / "benchmarks" / "train").rglob("*.tsv")), finals)
     write_csv(RESULTS / "startup_cells.csv", cells)
     rerun = snakemake(work, ROOT / "config" / "config.yaml")  # nothing to do
-    return dict(cells=len(cells), pipeline_seconds=wall, noop_rerun_seconds=rerun, mean_wall_seconds=cells["wall_seconds"].mean(),
+    # The SLURM executor plugin probes sacct/squeue when Snakemake loads it; where SLURM's
+    # tools are installed but accounting is not running, that probe alone takes seconds.
+    bare = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    rerun_bare = snakemake(work, ROOT / "config" / "config.yaml", env=bare)
+    return dict(cells=len(cells), pipeline_seconds=wall, noop_rerun_seconds=rerun,
+                noop_rerun_seconds_without_slurm_tools=rerun_bare, mean_wall_seconds=cells["wall_seconds"].mean(),
                 mean_overhead_seconds=cells["overhead_seconds"].mean(),
                 mean_overhead_share=cells["overhead_share"].mean(),
                 overall_overhead_share=cells["overhead_seconds"].sum() / cells["wall_seconds"].sum())
@@ -138,7 +143,9 @@ def markdown(results: dict) -> str:
         lines.append(f"| start-up share of a training job, default config ({r['cells']} cells, run in "
                      f"{r['pipeline_seconds']:.0f} s) | {r['mean_overhead_seconds']:.1f} s of "
                      f"{r['mean_wall_seconds']:.1f} s per job | {r['mean_overhead_share']:.2f} | ≤ 0.15 |")
-        lines.append(f"| `snakemake --cores all` with nothing to do, default config | {r['noop_rerun_seconds']:.1f} s | "
+        lines.append(f"| `snakemake --cores all` with nothing to do, default config | "
+                     f"{r['noop_rerun_seconds_without_slurm_tools']:.1f} s (with SLURM's client tools on PATH but "
+                     f"no accounting daemon, as the SLURM tests leave this machine: {r['noop_rerun_seconds']:.1f} s) | "
                      f"– | < 5 s |")
     if "scaling" in results:
         rows = results["scaling"]

@@ -38,8 +38,10 @@ def rule_times(benchmark_files) -> pd.DataFrame:
         path = Path(path)
         bench = pd.read_csv(path, sep="\t")
         parts = path.parts
-        rule = parts[parts.index("benchmarks") + 1]
-        job = "/".join(parts[parts.index("benchmarks") + 2 :]).removesuffix(".tsv")
+        # The last "benchmarks" folder of the path: the checkout itself may sit under one.
+        base = len(parts) - 1 - parts[::-1].index("benchmarks")
+        rule = parts[base + 1]
+        job = "/".join(parts[base + 2 :]).removesuffix(".tsv")
         rows.append(dict(rule=rule, job=job, seconds=float(bench["s"].iloc[0]), max_rss_mb=float(bench["max_rss"].iloc[0])))
     return pd.DataFrame(rows, columns=["rule", "job", "seconds", "max_rss_mb"])
 
