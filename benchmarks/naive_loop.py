@@ -11,27 +11,33 @@ import time
 
 START = time.time()
 
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))  # this checkout's epochbench
+
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from epochbench.train import train_cell  # noqa: E402
 
 
-def main(workdir, config_path):
+def main(workdir, config_path, threads=None, max_cells=None):
+    """Loop over the grid with `threads` torch threads (default: torch's own choice), at most `max_cells` cells."""
+    threads = int(threads) if threads else torch.get_num_threads()
     config = yaml.safe_load(open(config_path))
     results = f"{workdir}/results/{config['experiment']}"
     cells = []
     for arch in config["architectures"]:
         for n in range(1, config["max_epochs"] + 1):
             for seed in config["seeds"]:
+                if max_cells and len(cells) >= int(max_cells):
+                    break
                 _, _, final = train_cell(
                     f"{results}/data/target", arch, n, seed, pretrained=f"{results}/pretrained/{arch}.pt",
                     fine_tune_args=config.get("fine_tune", {}), batch_size=config.get("batch_size", 64),
-                    threads=torch.get_num_threads(), device="cpu",
+                    threads=threads, device="cpu",
                 )
                 cells.append(final)
-    print(json.dumps(dict(wall_seconds=time.time() - START, threads=torch.get_num_threads(), cells=cells)))
+    print(json.dumps(dict(wall_seconds=time.time() - START, threads=threads, cells=cells)))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:5])

@@ -8,6 +8,9 @@ network, a plain loop with torch.optim.AdamW over the same batches. Prints JSON.
 import json
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's epochbench
 
 import torch
 from fastai.callback.core import Callback
