@@ -150,7 +150,9 @@ def plot_accuracy_vs_cost(cost, out_stem) -> list:
     axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[1].set_xlabel("training seconds (measured)")
     axes[0].set_ylabel("test accuracy")
-    axes[1].legend(fontsize="small", loc="lower right")
+    # Below the panels: inside them the legend would cover the low-accuracy points of from_scratch.
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3)
     return save_figure(fig, out_stem)
 
 
