@@ -95,6 +95,15 @@ def _metric_vs_n(ax, finals, summary, metric, arch):
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
+def _label_panel(ax, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, legend and whole-number ticks of one architecture's panel."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="lower right")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+
 def _panels(architectures):
     fig, axes = plt.subplots(1, len(architectures), figsize=(4.2 * len(architectures), 3.4), squeeze=False, sharey=True)
     return fig, axes[0]
@@ -125,11 +134,7 @@ def plot_within_run(curve, summary, points, out_stem) -> list:
         ax.fill_between(rows["epoch"], rows["ci_low"], rows["ci_high"], color="#2ca02c", alpha=0.2, linewidth=0)
         sweep = summary[(summary["architecture"] == arch) & (summary["metric"] == "valid_accuracy")]
         ax.scatter(sweep["n"], sweep["mean"], color=SPLIT_COLORS["valid"], s=18, zorder=3, label="end of fine_tune(n)")
-        ax.set_title(arch)
-        ax.set_xlabel("epoch e of fine_tune(N)  /  n of fine_tune(n)")
-        ax.set_ylabel("validation accuracy")
-        ax.legend(loc="lower right")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        _label_panel(ax, arch, "epoch e of fine_tune(N)  /  n of fine_tune(n)", "validation accuracy")
     return save_figure(fig, out_stem)
 
 
@@ -169,9 +174,5 @@ def plot_strategy_comparison(summary, out_stem) -> list:
                 continue
             ax.plot(line["n"], line["mean"], marker=STRATEGY_MARKERS[strategy], color=color, label=strategy)
             ax.fill_between(line["n"], line["ci_low"], line["ci_high"], color=color, alpha=0.2, linewidth=0)
-        ax.set_title(arch)
-        ax.set_xlabel("n (epochs)")
-        ax.set_ylabel("test accuracy")
-        ax.legend(loc="lower right")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        _label_panel(ax, arch, "n (epochs)", "test accuracy")
     return save_figure(fig, out_stem)

@@ -7,7 +7,8 @@ shape depends on n, so epoch 5 of fine_tune(10) is not fine_tune(5).
 The strategies answer "does fine-tuning help at all?" on the same seeds and data:
 - fine_tune: fastai's `learn.fine_tune(n)`.
 - head_only: the same two one-cycle fits with the same rates, but the body
-  stays frozen throughout (a linear probe with a new head).
+  stays frozen throughout, as fastai's `freeze` leaves it: only the head and
+  the batch-norm layers train.
 - from_scratch: the same architecture with random weights, `fit_one_cycle(n, base_lr)`.
 """
 
@@ -219,8 +220,9 @@ def speed_up(learn, device, precision: str = "fp32", channels_last: bool = False
 
 
 def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str,
-                   precision: str = "fp32", channels_last: bool = False, num_workers: int = 0) -> tuple:
-    """(data, learner with an EpochHistory that also scores the test split), built after `seed_everything`."""
+                   precision: str = "fp32", channels_last: bool = False, num_workers: int = 0,
+                   score_test: bool = True) -> tuple:
+    """(data, learner with an EpochHistory, scoring the test split too if `score_test`), after `seed_everything`."""
     data = load_prepared(data_dir)
     dev = pick_device(device)
     dls = make_dataloaders(data, batch_size, dev, num_workers)
@@ -228,7 +230,8 @@ def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size:
     learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history])
     learn.model.to(dev)
     speed_up(learn, dev, precision, channels_last)
-    history.test_dl = test_loader(learn, data)
+    if score_test:
+        history.test_dl = test_loader(learn, data)
     return data, learn, history
 
 
@@ -238,7 +241,7 @@ def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
     if strategy == "fine_tune":
         learn.fine_tune(n, **fine_tune_args)
     elif strategy == "head_only":
-        # fastai's fine_tune with the `unfreeze()` left out: same fits, same rates, the body never trains.
+        # fastai's fine_tune with the `unfreeze()` left out: same fits, same rates, the body's weights stay put.
         learn.freeze()
         learn.fit_one_cycle(args["freeze_epochs"], slice(args["base_lr"]), pct_start=0.99)
         base_lr = args["base_lr"] / 2
@@ -285,7 +288,9 @@ def pretrain_body(
 ) -> dict:
     """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific)."""
     seed_everything(seed, threads, deterministic)
-    _, learn, history = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device)
+    # The source task's test split plays no part in anything: no need to score it every epoch.
+    _, learn, history = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device,
+                                       score_test=False)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     # Saved through a buffer: torch.save names the archive after the file it writes,

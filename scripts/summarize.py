@@ -15,7 +15,7 @@ summary = stats.summarize(finals)
 # the other strategies are baselines compared with it below.
 sweep = stats.fine_tune_only(finals)
 curve = stats.within_run_curve(histories, max_n)
-points = stats.compare_within_run(stats.overfitting_points(stats.summarize(sweep)), curve)
+points = stats.compare_within_run(stats.overfitting_points(stats.fine_tune_only(summary)), curve)
 comparison = stats.bootstrap_comparison(sweep)
 points["verdict"] = [stats.verdict_sentence(comparison, arch) for arch in points["architecture"]]
 early_per_seed = stats.early_stopping(histories, max_n, snakemake.params.early_stopping)
