@@ -1,5 +1,6 @@
 """Atomic file output: a killed job never leaves a half-written file that looks complete."""
 
+import glob
 import json
 import os
 import tempfile
@@ -25,6 +26,10 @@ def atomic_path(path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # A job killed mid-write (SIGKILL runs no cleanup) leaves its temporary file behind;
+    # the write that replaces it removes it. mkstemp's names have 8 random characters.
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.{'?' * 8}.tmp{glob.escape(path.suffix)}"):
+        stale.unlink(missing_ok=True)
 
 
 def write_text(path, text: str) -> None:
