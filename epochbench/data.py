@@ -47,11 +47,11 @@ class ImageSet:
 
 @dataclass
 class PreparedData:
-    """A decoded dataset as the training jobs see it."""
+    """A decoded dataset as the training jobs see it: one replicate's split and training labels."""
 
     images: np.ndarray  # (N, 3, S, S) uint8, memory-mapped
     labels: np.ndarray  # labels used for training (noisy on train, clean on valid/test)
-    splits: np.ndarray  # TRAIN / VALID / TEST per image
+    splits: np.ndarray  # TRAIN / VALID / TEST per image, -1 for an image this replicate leaves out
     classes: list
 
     def split(self, which: int):
@@ -199,11 +199,7 @@ def select_classes(imageset: ImageSet, classes) -> ImageSet:
 
 
 def assign_splits(labels, valid_fraction, test_fraction, train_size=None, seed=0) -> np.ndarray:
-    """Stratified train/valid/test assignment; training images beyond `train_size` get -1 (unused).
-
-    The split depends on `seed` (the config's split_seed) only, never on the
-    training seed, so that every seed and every n sees the same images.
-    """
+    """Stratified train/valid/test assignment; training images beyond `train_size` get -1 (unused)."""
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(labels)
@@ -276,9 +272,31 @@ def check_classes(imageset: ImageSet, where: str) -> None:
         )
 
 
-def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1) -> dict:
-    """Load, split, add noise, decode and write `images.npy`, `labels.npy`, `splits.npy` and `meta.json`.
+def replicate_split_seed(spec: dict, seed: int, split: str) -> int:
+    """The seed of replicate `seed`'s split and label noise.
 
+    `per_seed`: each replicate draws its own split and noise (split_seed +
+    seed), so that the intervals over replicates include which images landed
+    in train, valid and test (Bouthillier et al., MLSys 2021: data sampling
+    varies results as much as initialisation and order). `fixed`: every
+    replicate uses split_seed's split, and only training varies.
+    """
+    return spec["split_seed"] + (seed if split == "per_seed" else 0)
+
+
+def replicate(clean_labels, spec: dict, split_seed: int, n_classes: int) -> tuple:
+    """(splits, training labels) of one replicate: its stratified split and its draw of label noise."""
+    splits = assign_splits(clean_labels, spec["valid_fraction"], spec["test_fraction"], spec.get("train_size"),
+                           split_seed)
+    return splits, add_label_noise(clean_labels, splits, spec.get("label_noise", 0.0), n_classes, split_seed)
+
+
+def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1, split: str = "fixed") -> dict:
+    """Load, check, decode and write `images.npy`, `labels.npy` (clean), `splits.npy` and `meta.json`.
+
+    With split `fixed` only the images of split_seed's split are kept; with
+    `per_seed` every image is, since each replicate draws its own split from
+    them (`load_prepared`). splits.npy holds split_seed's split either way.
     Returns the metadata written to meta.json (class names, split sizes, flipped labels).
     `min_train` is the batch size: fewer training images than that cannot fill one batch.
     """
@@ -286,32 +304,33 @@ def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1) ->
     imageset = load_dataset(spec)
     where = spec.get("path") or spec["name"]
     check_classes(imageset, where)
-    splits = assign_splits(
-        imageset.labels, spec["valid_fraction"], spec["test_fraction"], spec.get("train_size"), spec["split_seed"]
-    )
+    splits, labels = replicate(imageset.labels, spec, spec["split_seed"], len(imageset.classes))
     if (splits == TRAIN).sum() < min_train:
         raise DataError(
             f"config key 'batch_size': {min_train} is larger than the {(splits == TRAIN).sum()} training images "
             f"of {where}; lower batch_size or raise train_size"
         )
-    used = np.flatnonzero(splits >= 0)
-    imageset, splits = imageset.subset(used), splits[used]
-    labels = add_label_noise(imageset.labels, splits, spec.get("label_noise", 0.0), len(imageset.classes), spec["split_seed"])
+    if split == "fixed":
+        used = np.flatnonzero(splits >= 0)
+        imageset, splits, labels = imageset.subset(used), splits[used], labels[used]
 
     with atomic_path(out_dir / "images.npy") as tmp:
-        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(used), 3, image_size, image_size))
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                           shape=(len(imageset.labels), 3, image_size, image_size))
         for i, image in enumerate(imageset.images):
             images[i] = to_rgb_square(image, image_size)
         images.flush()
         del images
     with atomic_path(out_dir / "labels.npy") as tmp:
-        np.save(tmp, labels)
+        np.save(tmp, imageset.labels)
     with atomic_path(out_dir / "splits.npy") as tmp:
         np.save(tmp, splits)
     meta = {
         "dataset": spec["name"],
         "classes": imageset.classes,
         "image_size": image_size,
+        "split": split,
+        "images": len(imageset.labels),
         "counts": {name: int((splits == code).sum()) for code, name in enumerate(SPLITS)},
         "flipped_train_labels": int((labels != imageset.labels).sum()),
     }
@@ -319,13 +338,23 @@ def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1) ->
     return meta
 
 
-def load_prepared(data_dir) -> PreparedData:
+def load_prepared(data_dir, spec: dict = None, seed: int = 0) -> PreparedData:
+    """Replicate `seed` of the prepared data: split_seed's split (`fixed`), or a split of its own (`per_seed`).
+
+    Within a replicate every n and every strategy sees the same split and the
+    same noisy labels, so their comparisons stay paired. Without `spec`, the
+    split stored by `prepare_dataset` with clean labels.
+    """
     data_dir = Path(data_dir)
     meta = json.loads((data_dir / "meta.json").read_text())
-    return PreparedData(
-        images=np.load(data_dir / "images.npy", mmap_mode="r"),
-        labels=np.load(data_dir / "labels.npy"),
-        splits=np.load(data_dir / "splits.npy"),
-        classes=meta["classes"],
-    )
-
+    clean = np.load(data_dir / "labels.npy")
+    images = np.load(data_dir / "images.npy", mmap_mode="r")
+    if spec is None:
+        return PreparedData(images, clean, np.load(data_dir / "splits.npy"), meta["classes"])
+    split_seed = replicate_split_seed(spec, seed, meta["split"])
+    if meta["split"] == "fixed":
+        splits = np.load(data_dir / "splits.npy")
+        labels = add_label_noise(clean, splits, spec.get("label_noise", 0.0), len(meta["classes"]), split_seed)
+    else:
+        splits, labels = replicate(clean, spec, split_seed, len(meta["classes"]))
+    return PreparedData(images, labels, splits, meta["classes"])

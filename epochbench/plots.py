@@ -27,7 +27,7 @@ CAPTIONS = {
         "Accuracy after fine_tune(n) against n, per architecture. Each small point is one seed's final "
         "accuracy; the line is the mean over seeds and the band its 95% t-interval. Blue: validation "
         "(used to choose n), red: held-out test. The dashed line marks the n chosen by the "
-        "one-standard-error rule on validation accuracy."
+        "one-standard-error rule on validation accuracy (the standard error of the paired difference to the best n)."
     ),
     "loss_vs_n": (
         "Cross-entropy loss after fine_tune(n) against n, per architecture, with each seed's point, "
@@ -49,7 +49,8 @@ CAPTIONS = {
     "strategy_comparison": (
         "Does fine-tuning help at all? Held-out test accuracy against n for fine_tune (fastai's fine_tune(n)), "
         "head_only (the same schedule, body frozen throughout) and from_scratch (random weights, "
-        "fit_one_cycle(n)), on the same seeds and data: mean over seeds and 95% t-interval."
+        "fit_one_cycle over the same freeze_epochs + n epochs), on the same replicates: mean over replicates and "
+        "95% t-interval."
     ),
 }
 STRATEGY_MARKERS = {"fine_tune": "o", "head_only": "s", "from_scratch": "^"}

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import __version__
+from . import __version__, decisions
 from .plots import caption
 from .tables import cell_times, rule_times
 
@@ -34,34 +34,44 @@ def num(x, digits=4) -> str:
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
 
-def verdict(point: pd.Series) -> str:
-    """The plain-language answer for one architecture, from its row of overfitting.csv."""
-    n_max = int(point["max_n"])
-    chosen = int(point["chosen_n"])
-    test = (
-        f"Held-out test accuracy at n = {chosen} is {pct(point['chosen_test_accuracy'])} "
-        f"(95% CI {pct(point['chosen_test_ci_low'])} to {pct(point['chosen_test_ci_high'])}, {int(point['seeds'])} seeds)."
-    )
-    if point["overfits_within_max_n"]:
-        head = (
-            f"Validation accuracy peaks at n = {int(point['best_n'])} ({pct(point['best_valid_accuracy'])} mean over seeds) "
-            f"and is {pct(point['valid_accuracy_at_max_n'])} at n = {n_max}."
-        )
+def what_varied(config) -> str:
+    """What the intervals are over: the replicates' training seeds, and their splits unless the split is fixed."""
+    if config.get("split", "per_seed") == "per_seed":
+        return "over replicates: each drew its own training seed, split and label noise"
+    return "over training seeds, on one split"
+
+
+def answer(point: pd.Series, comparison: pd.DataFrame, config) -> dict:
+    """One architecture's answer box, from its rows of overfitting.csv and comparison.csv."""
+    chosen, best_n, max_n, k = int(point["chosen_n"]), int(point["best_n"]), int(point["max_n"]), int(point["replicates"])
+    rows = comparison[comparison["architecture"] == point["architecture"]].sort_values("n")
+    if point["overfits"]:
+        decline = (f"Accuracy falls from {pct(point['best_valid_accuracy'])} at n = {best_n} to "
+                   f"{pct(point['valid_accuracy_at_max_n'])} at n = {max_n} "
+                   f"({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted p = {point['p_value_holm_at_max_n']:.3g}).")
     else:
-        head = f"No overfitting within N = {n_max}: mean validation accuracy is highest at n = {n_max} ({pct(point['best_valid_accuracy'])})."
-    if chosen == int(point["best_n"]):
-        rule = f"The one-standard-error rule also picks n = {chosen}."
-    else:
-        rule = (
-            f"n = {chosen} is the smallest n within one standard error of the best, so the one-standard-error rule picks it: "
-            f"longer fine-tuning does not help measurably beyond it."
-        )
+        decline = f"No resolved decline within N = {max_n} with {k} replicates."
     within = ""
     if pd.notna(point.get("within_run_best_epoch")):
-        epoch = int(point["within_run_best_epoch"])
-        agree = "the same n" if point["within_run_agrees"] else f"not the n-sweep's best n = {int(point['best_n'])}"
-        within = f" A single long run, fine_tune({n_max}), read epoch by epoch, peaks at epoch {epoch}: {agree}."
-    return f"{head} {rule} {test}{within}"
+        within = (f"A single long run, fine_tune({max_n}), read epoch by epoch, has its highest mean validation "
+                  f"accuracy at epoch {int(point['within_run_best_epoch'])}; the n-sweep's highest mean is at n = {best_n}.")
+    floor = decisions.smallest_sign_flip_p(k)
+    exact = (f"With {k} replicates an exact sign-flip test cannot reach p < 0.05 at all (its smallest p is {floor:.3g})."
+             if floor >= 0.05 else "")
+    return dict(
+        architecture=point["architecture"], chosen_n=chosen, best_n=best_n,
+        test=pct(point["chosen_test_accuracy"]),
+        test_ci=f"{pct(point['chosen_test_ci_low'])} to {pct(point['chosen_test_ci_high'])}",
+        varied=f"95% t-interval {what_varied(config)}, {k} replicates",
+        decline=decline, verdict=point["verdict"], within=within, exact=exact,
+        rule=(f"n = {chosen} is the smallest n whose mean validation accuracy is within one standard error (of the "
+              f"paired difference) of the highest mean, at n = {best_n}."),
+        optimism=(f"Selection optimism: the best n's validation-test gap exceeds the average gap over n by "
+                  f"{100 * point['selection_optimism']:+.1f} points (95% CI {100 * point['selection_optimism_ci_low']:+.1f} "
+                  f"to {100 * point['selection_optimism_ci_high']:+.1f}): what reading the best n's validation accuracy "
+                  f"as its result would overstate."),
+        p_best=[dict(n=int(r.n), p=f"{r.p_best:.2f}", width=f"{100 * r.p_best:.0f}") for r in rows.itertuples()],
+    )
 
 
 def git_commit(workdir) -> str:
@@ -178,22 +188,30 @@ def citation_block(citation: dict, experiment: str, config_hash: str, commit: st
 
 def strategy_rows(strategies: pd.DataFrame) -> list:
     return [
-        dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), seeds=int(r.seeds), mean=pct(r["mean"]),
-             fine_tune=pct(r.fine_tune_mean), diff=f"{100 * r.difference:+.1f}",
-             diff_ci=f"{100 * r.diff_ci_low:+.1f} to {100 * r.diff_ci_high:+.1f}", p=f"{r.p_beats_fine_tune:.2f}",
-             verdict=r.verdict)
+        dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), replicates=int(r.replicates),
+             mean=pct(r["mean"]), fine_tune=pct(r.fine_tune_mean), diff=f"{100 * r.difference:+.1f}",
+             diff_ci=f"{100 * r.diff_ci_low:+.1f} to {100 * r.diff_ci_high:+.1f}", p=f"{r.p_value_holm:.3g}",
+             verdict=STRATEGY_WORDS[r.verdict])
         for _, r in strategies.iterrows()
     ]
 
 
-def strategy_answers(strategies: pd.DataFrame) -> list:
-    """One sentence per (strategy, architecture): at how many n it is better, worse or indistinguishable."""
+STRATEGY_WORDS = {"better": "better than fine_tune", "worse": "worse than fine_tune",
+                  "equivalent": "equivalent to fine_tune", "unresolved": "not resolved"}
+STRATEGY_QUESTIONS = {"from_scratch": "pretrained body vs random init, same epochs",
+                      "head_only": "does unfreezing the body help?"}
+
+
+def strategy_answers(strategies: pd.DataFrame, margin: float) -> list:
+    """One sentence per (strategy, architecture): at how many n each verdict holds."""
     sentences = []
     for (strategy, arch), rows in strategies.groupby(["strategy", "architecture"], sort=False):
         counts = rows["verdict"].value_counts()
-        parts = [f"{verdict} at {counts[verdict]} of {len(rows)} n" for verdict in
-                 ("better than fine_tune", "indistinguishable", "worse than fine_tune") if verdict in counts]
-        sentences.append(f"{arch}, {strategy}: " + ", ".join(parts) + " (test accuracy, paired bootstrap 95%).")
+        parts = [f"{STRATEGY_WORDS[v]} at {counts[v]} of {len(rows)} n" for v in decisions.STRATEGY_VERDICTS
+                 if v in counts]
+        sentences.append(f"{arch}, {strategy} ({STRATEGY_QUESTIONS.get(strategy, strategy)}): " + ", ".join(parts)
+                         + f" (test accuracy, paired t-test Holm-adjusted over the whole table; equivalent means "
+                         f"within ±{100 * margin:g} points by TOST).")
     return sentences
 
 
@@ -204,6 +222,28 @@ def early_stopping_rows(table: pd.DataFrame) -> list:
              test=pct(r.test_accuracy), test_ci=f"{pct(r.test_ci_low)} to {pct(r.test_ci_high)}")
         for _, r in table.iterrows()
     ]
+
+
+VERDICT_WORDS = {"best": "highest mean", "worse": "worse", "equivalent": "equivalent",
+                 "unresolved": "not resolved"}
+
+
+def data_notes(config) -> list:
+    """What a reader must know about the data to judge the numbers: overlaps that make them optimistic."""
+    notes, name = [], config["dataset"]["name"]
+    if name == "digits":
+        notes.append("scikit-learn's digits are the test part of the UCI optical digits set, written by 13 people "
+                     "(scikit-learn's description): images are split at random, so the same writers appear in "
+                     "train, valid and test. Test accuracy measures new images of known writers, not new writers.")
+    if name == "pets" and config["pretrained"] == "imagenet":
+        notes.append("ImageNet-1k, on which the pretrained weights were trained, has classes for most of the "
+                     "Oxford-IIIT Pets breeds: the body has already learnt to tell most of these breeds apart.")
+    source = (config.get("source") or {}).get("dataset") or {}
+    if config["pretrained"] == "source" and source.get("name") == name:
+        notes.append(f"The body was pretrained on other classes of the same {name} data "
+                     f"({', '.join(source.get('classes') or ['all'])}) before fine-tuning on these: source and "
+                     "target share their writers and style.")
+    return notes
 
 
 def build_context(
@@ -217,20 +257,7 @@ def build_context(
         for _, r in summary.iterrows()
     ]
     commit = git_commit(workdir)
-    answers = [
-        dict(
-            architecture=p.architecture, verdict=verdict(p), chosen_n=int(p.chosen_n), best_n=int(p.best_n),
-            statistical_verdict=p.verdict,
-            selection_gap=f"best validation accuracy {pct(p.best_valid_accuracy)} at n = {int(p.best_n)}, "
-            f"test accuracy there {pct(p.test_accuracy_at_best_n)}: selecting n on validation flatters it by "
-            f"{100 * p.selection_gap:+.1f} points",
-            test=pct(p.chosen_test_accuracy), test_ci=f"{pct(p.chosen_test_ci_low)} to {pct(p.chosen_test_ci_high)}",
-            best_valid=pct(p.best_valid_accuracy), within_run_epoch=(
-                "–" if pd.isna(p.within_run_best_epoch) else str(int(p.within_run_best_epoch))
-            ),
-        )
-        for _, p in points.iterrows()
-    ]
+    answers = [answer(p, comparison, config) for _, p in points.iterrows()]
     figure_rows = [
         dict(name=Path(f).stem, src=inline_png(f), caption=caption(Path(f).stem, config["experiment"], config_hash))
         for f in figures
@@ -242,15 +269,18 @@ def build_context(
         figures=figure_rows,
         summary=summary_rows,
         comparison=[
-            dict(architecture=r.architecture, n=int(r.n), seeds=int(r.seeds), mean=num(r["mean"]),
-                 boot=f"{num(r.boot_ci_low)} to {num(r.boot_ci_high)}",
-                 p_beats_best="best" if pd.isna(r.p_beats_best) else f"{r.p_beats_best:.2f}",
-                 diff=f"{num(r.diff_ci_low)} to {num(r.diff_ci_high)}",
-                 same="yes" if r.indistinguishable else "no")
+            dict(architecture=r.architecture, n=int(r.n), replicates=int(r.replicates), mean=pct(r["mean"]),
+                 ci=f"{pct(r.ci_low)} to {pct(r.ci_high)}", diff="–" if r.verdict == "best" else f"{100 * r.difference:+.1f}",
+                 p="–" if pd.isna(r.p_value_holm) else f"{r.p_value_holm:.3g}",
+                 p_flip="–" if pd.isna(r.p_sign_flip) else f"{r.p_sign_flip:.3g}",
+                 p_equivalence="–" if pd.isna(r.p_equivalence_holm) else f"{r.p_equivalence_holm:.3g}",
+                 p_best=f"{r.p_best:.2f}", verdict=VERDICT_WORDS[r.verdict])
             for _, r in comparison.iterrows()
         ],
+        margin=f"{100 * config.get('equivalence_margin', decisions.EQUIVALENCE_MARGIN):g}",
+        varied=what_varied(config),
         strategies=strategy_rows(strategies),
-        strategy_answers=strategy_answers(strategies),
+        strategy_answers=strategy_answers(strategies, config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)),
         strategy_names=list(config["strategies"]),
         early_stopping=early_stopping_rows(early_stopping),
         cite=citation_block(citation, config["experiment"], config_hash, commit),
@@ -271,6 +301,13 @@ def build_context(
             counts=data_meta["counts"],
             flipped=data_meta["flipped_train_labels"],
             image_size=data_meta["image_size"],
+            images=data_meta.get("images", sum(data_meta["counts"].values())),
+            split=("Each replicate draws its own stratified split of these images and its own label noise "
+                   "(seed split_seed + replicate seed); every n and strategy of a replicate shares it."
+                   if config.get("split", "per_seed") == "per_seed" else
+                   "Every replicate uses the same split (split_seed); the intervals in this report are over "
+                   "training seeds only, on one split."),
+            notes=data_notes(config),
         ),
         reproducibility=reproducibility(config),
     )

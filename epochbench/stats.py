@@ -1,9 +1,9 @@
-"""Aggregate over seeds: summary statistics, the overfitting point, and the within-run curve.
+"""Aggregate over seeds: summary statistics, the within-run curve, early stopping and cost.
 
 A one-point accuracy drop on ~1,500 validation images is about one standard
 error of a single run, so nothing here looks at one seed alone: every number
-is a mean over seeds with its spread, and n is chosen by the one-standard-error
-rule on validation accuracy, then reported on the held-out test split.
+is a mean over seeds with its spread. The decisions made on them (which n is
+worse, the overfitting point) are in `decisions`.
 """
 
 import numpy as np
@@ -14,20 +14,27 @@ METRICS = ["valid_accuracy", "test_accuracy", "valid_loss", "test_loss"]
 CONFIDENCE = 0.95
 
 
+def t_interval(values, confidence: float = CONFIDENCE) -> tuple:
+    """(mean, low, high): the t-interval of the mean (the point itself when every value agrees; NaN for one value)."""
+    values = np.asarray(values, float)
+    mean = values.mean() if len(values) else np.nan
+    if len(values) < 2:
+        return mean, np.nan, np.nan
+    sem = scipy_stats.sem(values)
+    if sem == 0:
+        return mean, mean, mean
+    low, high = scipy_stats.t.interval(confidence, len(values) - 1, loc=mean, scale=sem)
+    return mean, low, high
+
+
 def mean_and_interval(values: pd.Series) -> pd.Series:
     """Seeds counted, mean, standard deviation, standard error and the 95% t-interval of the mean."""
     values = values.dropna().astype(float)
     k = len(values)
-    mean = values.mean() if k else np.nan
     std = values.std(ddof=1) if k > 1 else np.nan
-    sem = std / np.sqrt(k) if k > 1 else np.nan
-    if k > 1 and sem > 0:
-        low, high = scipy_stats.t.interval(CONFIDENCE, df=k - 1, loc=mean, scale=sem)
-    elif k > 1:  # every seed agrees: the interval is the point
-        low = high = mean
-    else:
-        low = high = np.nan
-    return pd.Series({"seeds": k, "mean": mean, "std": std, "sem": sem, "ci_low": low, "ci_high": high})
+    mean, low, high = t_interval(values)
+    return pd.Series({"seeds": k, "mean": mean, "std": std, "sem": std / np.sqrt(k) if k > 1 else np.nan,
+                      "ci_low": low, "ci_high": high})
 
 
 def aggregate_over_seeds(table: pd.DataFrame, keys: list, metrics: list) -> pd.DataFrame:
@@ -61,54 +68,6 @@ def cost_table(finals: pd.DataFrame) -> pd.DataFrame:
     return aggregate_over_seeds(finals, grid_keys(finals), ["test_accuracy", "epochs_trained", "train_seconds"])
 
 
-def _metric(summary: pd.DataFrame, arch: str, metric: str) -> pd.DataFrame:
-    rows = summary[(summary["architecture"] == arch) & (summary["metric"] == metric)]
-    return rows.set_index("n").sort_index()
-
-
-def overfitting_points(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per architecture: the best n by mean validation accuracy, the one-standard-error choice, and its test accuracy.
-
-    One-standard-error rule (Breiman et al., 1984; Hastie et al., ESL 7.10):
-    the smallest n whose mean validation accuracy is within one standard error
-    of the best mean. It prefers the cheaper schedule when the data cannot
-    tell them apart. Test accuracy at the chosen n is the figure to report:
-    the validation accuracy at the n chosen on it is optimistically biased.
-    """
-    rows = []
-    for arch in summary["architecture"].unique():
-        valid = _metric(summary, arch, "valid_accuracy")
-        test = _metric(summary, arch, "test_accuracy")
-        best_n = int(valid["mean"].idxmax())  # idxmax returns the first, i.e. smallest, n on ties
-        best = valid.loc[best_n]
-        threshold = best["mean"] - (best["sem"] if np.isfinite(best["sem"]) else 0.0)
-        chosen_n = int(valid.index[valid["mean"] >= threshold].min())
-        max_n = int(valid.index.max())
-        rows.append(
-            dict(
-                architecture=arch,
-                max_n=max_n,
-                seeds=int(best["seeds"]),
-                best_n=best_n,
-                best_valid_accuracy=best["mean"],
-                best_valid_accuracy_sem=best["sem"],
-                one_se_threshold=threshold,
-                chosen_n=chosen_n,
-                chosen_valid_accuracy=valid.loc[chosen_n, "mean"],
-                chosen_test_accuracy=test.loc[chosen_n, "mean"],
-                chosen_test_ci_low=test.loc[chosen_n, "ci_low"],
-                chosen_test_ci_high=test.loc[chosen_n, "ci_high"],
-                test_accuracy_at_best_n=test.loc[best_n, "mean"],
-                # Reporting the best validation accuracy as the result would be optimistic:
-                # n was chosen on the very numbers it is read from.
-                selection_gap=best["mean"] - test.loc[best_n, "mean"],
-                valid_accuracy_at_max_n=valid.loc[max_n, "mean"],
-                overfits_within_max_n=best_n < max_n,
-            )
-        )
-    return pd.DataFrame(rows)
-
-
 def within_run_curve(histories: pd.DataFrame, max_n: int) -> pd.DataFrame:
     """The epoch-by-epoch validation curve of the longest runs, fine_tune(max_n), over seeds.
 
@@ -136,160 +95,18 @@ def compare_within_run(points: pd.DataFrame, curve: pd.DataFrame) -> pd.DataFram
     return merged
 
 
-BOOTSTRAP_RESAMPLES = 10_000
-
-
-def paired_matrix(finals: pd.DataFrame, arch: str, metric: str = "valid_accuracy") -> pd.DataFrame:
-    """seeds x n table of one metric for one architecture, keeping only seeds present at every n (pairing)."""
-    table = finals[finals["architecture"] == arch].pivot(index="seed", columns="n", values=metric)
-    return table.dropna()
-
-
-def _mean_difference(a, b, axis=-1):
-    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
-
-
-def paired_difference(values, reference, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple:
-    """(low, high, p): paired bootstrap 95% interval of mean(values) - mean(reference), and P(difference > 0).
-
-    Seeds are resampled with replacement, the same seeds for both arms.
-    """
-    values, reference = np.asarray(values, float), np.asarray(reference, float)
-    if len(values) > 1 and np.ptp(values - reference) > 0:
-        result = scipy_stats.bootstrap((values, reference), _mean_difference, paired=True, confidence_level=CONFIDENCE,
-                                       n_resamples=resamples, method="percentile", random_state=seed)
-        low, high = result.confidence_interval
-        return float(low), float(high), float(np.mean(result.bootstrap_distribution > 0))
-    # One seed, or the same difference at every seed: nothing to resample.
-    difference = float(np.mean(values - reference))
-    return difference, difference, float(difference > 0)
-
-
-def bootstrap_comparison(finals: pd.DataFrame, metric: str = "valid_accuracy", resamples: int = BOOTSTRAP_RESAMPLES,
-                         seed: int = 0) -> pd.DataFrame:
-    """Per architecture x n, paired over seeds: bootstrap 95% interval of the mean, and how n compares with the best n.
-
-    Seeds are resampled with replacement, the same resample at every n (the
-    seeds are paired: seed s saw the same split and initial head at every n).
-    `p_beats_best` is the share of resamples in which n's mean exceeds that of
-    the best-by-mean n (Bouthillier et al., "Accounting for variance in machine
-    learning benchmarks", MLSys 2021); `diff_ci_low/high` is the bootstrap
-    interval of mean(n) - mean(best), and n is `indistinguishable` from the
-    best when that interval contains 0.
-    """
-    rows = []
-    for arch in finals["architecture"].unique():
-        table = paired_matrix(finals, arch, metric)
-        means = table.mean()
-        best_n = int(means.idxmax())
-        for n in table.columns:
-            values = table[n].to_numpy(float)
-            row = dict(architecture=arch, n=int(n), seeds=len(values), mean=values.mean(), best_n=best_n)
-            if len(values) > 1 and np.ptp(values) > 0:
-                ci = scipy_stats.bootstrap((values,), np.mean, confidence_level=CONFIDENCE, n_resamples=resamples,
-                               method="percentile", random_state=seed).confidence_interval
-                row.update(boot_ci_low=ci.low, boot_ci_high=ci.high)
-            else:
-                row.update(boot_ci_low=values.mean(), boot_ci_high=values.mean())
-            if n == best_n:
-                row.update(p_beats_best=np.nan, diff_ci_low=0.0, diff_ci_high=0.0, indistinguishable=True)
-            else:
-                low, high, p = paired_difference(values, table[best_n], resamples, seed)
-                row.update(p_beats_best=p, diff_ci_low=low, diff_ci_high=high, indistinguishable=bool(low <= 0 <= high))
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _ranges(ns) -> str:
-    """[4, 5, 6, 9] -> '4..6, 9'."""
-    ns, parts, start = sorted(int(n) for n in ns), [], None
-    for i, n in enumerate(ns):
-        if start is None:
-            start = n
-        if i + 1 == len(ns) or ns[i + 1] != n + 1:
-            parts.append(f"{start}" if start == n else f"{start}..{n}")
-            start = None
-    return ", ".join(parts)
-
-
-def curve_shape(means: pd.Series) -> str:
-    """'rising', 'peaked' or 'dip then recovery' for mean validation accuracy against n.
-
-    A curve that dips and then climbs above its first peak (as in epoch-wise
-    double descent, Nakkiran et al., ICLR 2020) has no overfitting point at
-    its first dip; calling one there would mislead.
-    """
-    values = means.sort_index().to_numpy(float)
-    falls = np.flatnonzero(np.diff(values) < 0)
-    if len(falls) == 0:
-        return "rising"
-    first_peak = falls[0]
-    if values[first_peak + 1 :].max() > values[first_peak]:
-        return "dip then recovery"
-    return "peaked"
-
-
-def verdict_sentence(comparison: pd.DataFrame, arch: str) -> str:
-    """The plain-language verdict for one architecture from `bootstrap_comparison`."""
-    rows = comparison[comparison["architecture"] == arch].set_index("n").sort_index()
-    best_n, max_n = int(rows["best_n"].iloc[0]), int(rows.index.max())
-    same = [n for n in rows.index if n != best_n and rows.loc[n, "indistinguishable"]]
-    worse_after = [n for n in rows.index if n > best_n and not rows.loc[n, "indistinguishable"]]
-    shape = curve_shape(rows["mean"])
-    if best_n == max_n:
-        text = f"No overfitting within N = {max_n}: mean validation accuracy is highest at n = {max_n}"
-    elif shape == "dip then recovery":
-        text = f"Validation accuracy dips and then recovers; it is highest at n = {best_n}"
-    else:
-        text = f"Accuracy stops improving after n = {best_n}"
-    if same:
-        text += f"; n = {_ranges(same)} {'is' if len(same) == 1 else 'are'} indistinguishable from it at 95%"
-    if worse_after:
-        text += f"; n = {_ranges(worse_after)} {'is' if len(worse_after) == 1 else 'are'} worse at 95%"
-    return text + "."
-
-
-def compare_strategies(finals: pd.DataFrame, metric: str = "test_accuracy", resamples: int = BOOTSTRAP_RESAMPLES,
-                       seed: int = 0) -> pd.DataFrame:
-    """Every other strategy against fine_tune at the same architecture, n and seeds: does fine-tuning help at all?
-
-    Paired over seeds (same seed, same split and data at every strategy): the
-    mean of each, the bootstrap 95% interval of the difference
-    (strategy - fine_tune) and the share of resamples where the strategy wins.
-    """
-    rows = []
-    wide = finals.pivot_table(index=["architecture", "n", "seed"], columns="strategy", values=metric)
-    for strategy in [s for s in wide.columns if s != "fine_tune"]:
-        for (arch, n), cell in wide[[strategy, "fine_tune"]].dropna().groupby(level=["architecture", "n"]):
-            low, high, p = paired_difference(cell[strategy], cell["fine_tune"], resamples, seed)
-            rows.append(dict(
-                strategy=strategy, architecture=arch, n=int(n), seeds=len(cell), metric=metric,
-                mean=cell[strategy].mean(), fine_tune_mean=cell["fine_tune"].mean(),
-                difference=cell[strategy].mean() - cell["fine_tune"].mean(), diff_ci_low=low, diff_ci_high=high,
-                p_beats_fine_tune=p, verdict=_versus(low, high),
-            ))
-    columns = ["strategy", "architecture", "n", "seeds", "metric", "mean", "fine_tune_mean", "difference",
-               "diff_ci_low", "diff_ci_high", "p_beats_fine_tune", "verdict"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _versus(low: float, high: float) -> str:
-    if low > 0:
-        return "better than fine_tune"
-    if high < 0:
-        return "worse than fine_tune"
-    return "indistinguishable"
-
-
 # Early stopping on the longest runs. Prechelt, "Early Stopping -- But When?" (1998):
-# criteria are checked at the end of each training strip of k epochs; E_va is the
-# validation error (here the validation loss), E_opt(t) the lowest E_va up to t.
+# training runs in strips of k epochs, and the validation error E_va is looked at
+# only at the end of each strip; E_opt(t) is the lowest E_va seen at those points,
+# and the weights kept are those of the point where it was seen. E_tr is the mean
+# training loss over an epoch's batches (not fastai's smoothed train_loss, which
+# carries earlier epochs). E_va is the validation loss.
 
 
-def generalization_loss(valid_loss) -> np.ndarray:
-    """GL(t) = 100 (E_va(t) / E_opt(t) - 1) for every epoch t."""
-    valid_loss = np.asarray(valid_loss, float)
-    return 100 * (valid_loss / np.minimum.accumulate(valid_loss) - 1)
+def generalization_loss(observed_valid_loss) -> np.ndarray:
+    """GL = 100 (E_va / E_opt - 1) at every observation point, E_opt the lowest E_va observed so far."""
+    observed_valid_loss = np.asarray(observed_valid_loss, float)
+    return 100 * (observed_valid_loss / np.minimum.accumulate(observed_valid_loss) - 1)
 
 
 def training_progress(train_loss, t: int, strip: int) -> float:
@@ -298,25 +115,29 @@ def training_progress(train_loss, t: int, strip: int) -> float:
     return 1000 * (window.sum() / (strip * window.min()) - 1)
 
 
-def prechelt_stop(valid_loss, train_loss, criterion: str, threshold: float, strip: int):
-    """The 1-based epoch after which GL_alpha, PQ_alpha or UP_s stops training, or None if it never does."""
-    gl = generalization_loss(valid_loss)
+def prechelt_stop(valid_loss, train_loss, criterion: str, threshold: float, strip: int) -> tuple:
+    """(stop, kept): the 1-based epoch after which GL_alpha, PQ_alpha or UP_s stops (None if never), and the
+    strip end with the lowest validation loss observed up to then, whose weights the procedure keeps."""
     valid_loss = np.asarray(valid_loss, float)
-    rises = 0
-    for t in range(strip, len(valid_loss) + 1, strip):
-        if criterion == "GL" and gl[t - 1] > threshold:
-            return t
-        if criterion == "PQ":
+    ends = np.arange(strip, len(valid_loss) + 1, strip)  # the epochs at which E_va is observed
+    observed = valid_loss[ends - 1]
+    gl = generalization_loss(observed)
+    stop, rises = None, 0
+    for j, t in enumerate(ends):
+        if criterion == "GL":
+            fired = gl[j] > threshold
+        elif criterion == "PQ":
             progress = training_progress(train_loss, t, strip)
-            quotient = gl[t - 1] / progress if progress > 0 else (np.inf if gl[t - 1] > 0 else 0.0)
-            if quotient > threshold:
-                return t
-        if criterion == "UP":
-            # UP_s: the validation error rose at the end of s successive strips.
-            rises = rises + 1 if t > strip and valid_loss[t - 1] > valid_loss[t - strip - 1] else 0
-            if rises >= threshold:
-                return t
-    return None
+            fired = (gl[j] / progress if progress > 0 else (np.inf if gl[j] > 0 else 0.0)) > threshold
+        else:  # UP_s: the validation error rose at the end of s successive strips.
+            rises = rises + 1 if j > 0 and observed[j] > observed[j - 1] else 0
+            fired = rises >= threshold
+        if fired:
+            stop = int(t)
+            break
+    seen = observed[: (j + 1 if stop else len(ends))] if len(ends) else valid_loss
+    kept = int(ends[np.argmin(seen)]) if len(ends) else len(valid_loss)
+    return stop, kept
 
 
 def patience_stop(valid_loss, patience: int, min_delta: float = 0.0):
@@ -338,15 +159,18 @@ def stopping_rules(settings: dict) -> list:
     rules += [(f"PQ_{a:g}", "PQ", a) for a in settings["pq_alpha"]]
     rules += [(f"UP_{s}", "UP", s) for s in settings["up_strips"]]
     rules += [(f"fastai patience={p}", "patience", p) for p in settings["patience"]]
+    rules += [(f"fastai patience={p} + best weights", "patience_restore", p) for p in settings["patience"]]
     return rules
 
 
 def early_stopping(histories: pd.DataFrame, max_n: int, settings: dict) -> pd.DataFrame:
     """Per architecture, seed and rule: where the rule stops fine_tune(max_n), which weights it keeps, their test accuracy.
 
-    Prechelt's procedure keeps the weights of the epoch with the lowest
-    validation loss up to the stop; fastai's EarlyStoppingCallback alone keeps
-    the weights it stopped with. A rule that never fires trains all max_n epochs.
+    Prechelt's procedure keeps the weights of the strip end with the lowest
+    validation loss; fastai's EarlyStoppingCallback alone keeps the weights it
+    stopped with, and with SaveModelCallback(monitor='valid_loss') beside it
+    the weights of the epoch with the lowest validation loss. A rule that
+    never fires trains all max_n epochs.
     """
     rows = []
     runs = longest_runs(histories, max_n)
@@ -356,14 +180,14 @@ def early_stopping(histories: pd.DataFrame, max_n: int, settings: dict) -> pd.Da
     for (arch, seed), run in runs.groupby(["architecture", "seed"], sort=True):
         run = run.sort_values("epoch")
         earlier_epochs = int(whole_runs[(arch, seed)]) - len(run)
-        valid, trained = run["valid_loss"].to_numpy(float), run["train_loss"].to_numpy(float)
+        valid, trained = run["valid_loss"].to_numpy(float), run["train_loss_epoch"].to_numpy(float)
         for label, family, threshold in stopping_rules(settings):
-            if family == "patience":
+            if family in ("patience", "patience_restore"):
                 stop = patience_stop(valid, int(threshold))
-                kept = stop or len(run)
+                ran = stop or len(run)
+                kept = ran if family == "patience" else int(np.argmin(valid[:ran])) + 1
             else:
-                stop = prechelt_stop(valid, trained, family, threshold, settings["strip"])
-                kept = int(np.argmin(valid[: stop or len(run)])) + 1
+                stop, kept = prechelt_stop(valid, trained, family, threshold, settings["strip"])
             rows.append(dict(
                 architecture=arch, seed=int(seed), rule=label, stopped=stop is not None and stop < len(run),
                 stop_epoch=stop or len(run), kept_epoch=kept, epochs_trained=(stop or len(run)) + earlier_epochs,

@@ -48,15 +48,17 @@ def rule_times(benchmark_files) -> pd.DataFrame:
 
 LATEX_CAPTIONS = {
     "overfitting": "Overfitting point per architecture: best n and one-standard-error choice on validation accuracy, "
-                   "held-out test accuracy at the chosen n, and the selection gap.",
-    "comparison": "Paired bootstrap over seeds: mean validation accuracy per n, its 95% interval, P(n beats the "
-                  "best n) and the 95% interval of the difference to the best n.",
-    "strategies": "Each strategy against fine_tune at the same n and seeds: mean test accuracy and the paired "
-                  "bootstrap 95% interval of the difference.",
+                   "held-out test accuracy at the chosen n, the decline from the best n to N with its Holm-adjusted "
+                   "p, whether it overfits (n = N resolved as worse), and the selection optimism.",
+    "comparison": "Validation accuracy per n, paired over replicates: mean and 95% t-interval, difference to the "
+                  "highest-mean n, paired t-test p Holm-adjusted over all pairs of n, exact sign-flip p, TOST "
+                  "equivalence p, P(highest mean) and the verdict.",
+    "strategies": "Each strategy against fine_tune at the same n and replicates: mean test accuracy, the paired "
+                  "difference with its 95% t-interval, Holm-adjusted p over the table and the verdict.",
     "early_stopping": "Early stopping on the longest runs against the n-sweep: stop and kept epoch, epochs trained "
-                      "and held-out test accuracy (mean and 95% t-interval over seeds).",
+                      "and held-out test accuracy (mean and 95% t-interval over replicates).",
     "cost": "Test accuracy, epochs trained and training seconds per strategy, architecture and n (mean and 95% "
-            "t-interval over seeds).",
+            "t-interval over replicates).",
 }
 
 

@@ -8,10 +8,14 @@ The strategies answer "does fine-tuning help at all?" on the same seeds and data
 - fine_tune: fastai's `learn.fine_tune(n)`.
 - head_only: the same two one-cycle fits with the same rates, but the body
   stays frozen throughout, as fastai's `freeze` leaves it: only the head and
-  the batch-norm layers train.
-- from_scratch: the same architecture with random weights, `fit_one_cycle(n, base_lr)`.
+  the batch-norm layers train. Does unfreezing the body help?
+- from_scratch: the same architecture with random weights, trained for the
+  epochs fine_tune(n) trains (freeze_epochs + n) with `fit_one_cycle` at its
+  own rate, on inputs normalised as the pretrained runs' are. Does the
+  pretrained body help, at the same epochs?
 """
 
+import contextlib
 import inspect
 import io
 import logging
@@ -24,11 +28,13 @@ import torch
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fine_tune, fit_one_cycle  # noqa: F401  (patches Learner)
 from fastai.data.core import DataLoaders, TfmdDL
-from fastai.data.transforms import IntToFloatTensor
+from fastai.callback.fp16 import MixedPrecision
+from fastai.data.transforms import IntToFloatTensor, Normalize
 from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
-from fastai.torch_core import TensorCategory, TensorImage, set_seed
+from fastai.torch_core import TensorCategory, TensorImage, find_bs, set_seed, to_float
+from fastai.vision.core import imagenet_stats
 from fastai.vision.learner import vision_learner
 
 from .data import TEST, TRAIN, VALID, PreparedData, load_prepared
@@ -40,8 +46,12 @@ log = logging.getLogger("epochbench")
 # `fit` counts the calls to fit within a run (fine_tune makes two); `phase` says
 # whether the body was training. Test metrics are recorded at every epoch for the
 # early-stopping comparison, and never used to choose anything.
+# `train_loss` is fastai's smoothed loss (what its progress table shows); `train_loss_epoch`
+# is the plain mean over the epoch's batches, what Prechelt's training progress needs.
+# Test metrics are NaN at epochs where the cell does not score the test split.
 HISTORY_COLUMNS = [
-    "fit", "phase", "epoch", "train_loss", "valid_loss", "valid_accuracy", "test_loss", "test_accuracy", "lr",
+    "fit", "phase", "epoch", "train_loss", "train_loss_epoch", "valid_loss", "valid_accuracy", "test_loss",
+    "test_accuracy", "lr",
 ]
 STRATEGIES = ("fine_tune", "head_only", "from_scratch")
 # fastai's own defaults for fine_tune's arguments, so head_only follows the very same schedule.
@@ -114,8 +124,13 @@ def resolve_architecture(name: str):
     return name
 
 
-def make_learner(arch: str, dls, n_classes: int, pretrained: str, cbs=()):
-    """fastai's vision_learner with body weights from ImageNet, a state_dict file, or random init."""
+def make_learner(arch: str, dls, n_classes: int, pretrained: str, cbs=(), normalize_as: str = None):
+    """fastai's vision_learner with body weights from ImageNet, a state_dict file, or random init.
+
+    `normalize_as="imagenet"` gives a randomly initialised model the input
+    Normalize that vision_learner adds only for pretrained weights, so that a
+    from-scratch baseline sees the same inputs as the runs it is compared with.
+    """
     learn = vision_learner(
         dls,
         resolve_architecture(arch),
@@ -127,6 +142,10 @@ def make_learner(arch: str, dls, n_classes: int, pretrained: str, cbs=()):
     )
     if pretrained not in ("imagenet", "none"):
         load_body_weights(learn, pretrained)
+    if normalize_as == "imagenet" and pretrained != "imagenet" and not learn.dls.after_batch.fs.filter(
+        lambda t: isinstance(t, Normalize)
+    ):
+        learn.dls.add_tfms([Normalize.from_stats(*imagenet_stats)], "after_batch")
     return learn
 
 
@@ -151,28 +170,40 @@ class EpochHistory(Callback):
     calls fit twice (frozen, then unfrozen), so this callback keeps its own
     list. It runs after the Recorder so that the epoch's values are there.
     The test pass reads the model as validation left it (eval mode) and
-    changes nothing that training uses.
+    changes nothing that training uses. It scores the test split after every
+    epoch when `test_every_epoch` (the runs whose curves early stopping
+    reads), else after the last epoch of the last fit only.
     """
 
     order = Recorder.order + 1
 
-    def __init__(self, label: str = ""):
+    def __init__(self, label: str = "", test_every_epoch: bool = True, total_epochs: int = None):
         self.label, self.rows, self.seconds, self.fits, self.test_dl = label, [], [], 0, None
+        self.test_every_epoch, self.total_epochs = test_every_epoch, total_epochs
 
     def before_fit(self):
         self.fits += 1
 
     def before_epoch(self):
         self.epoch_start = time.perf_counter()
+        self.loss_sum, self.loss_count = 0.0, 0
+
+    def after_batch(self):
+        if self.training:
+            bs = find_bs(self.yb)
+            self.loss_sum, self.loss_count = self.loss_sum + float(self.loss) * bs, self.loss_count + bs
 
     def after_epoch(self):
         train_loss, valid_loss, valid_accuracy = (float(v) for v in self.recorder.values[-1])
-        test_loss, test_accuracy = self.evaluate_test() if self.test_dl is not None else (float("nan"),) * 2
+        final_epoch = len(self.rows) + 1 == self.total_epochs
+        scored = self.test_dl is not None and (self.test_every_epoch or final_epoch)
+        test_loss, test_accuracy = self.evaluate_test() if scored else (float("nan"),) * 2
         # A frozen optimizer trains only its last parameter group (the head).
         phase = "frozen" if self.opt.frozen_idx > 0 else "unfrozen"
         lr = float(self.opt.hypers[-1]["lr"])
         self.rows.append(dict(
-            fit=self.fits, phase=phase, epoch=self.epoch + 1, train_loss=train_loss, valid_loss=valid_loss,
+            fit=self.fits, phase=phase, epoch=self.epoch + 1, train_loss=train_loss,
+            train_loss_epoch=self.loss_sum / max(self.loss_count, 1), valid_loss=valid_loss,
             valid_accuracy=valid_accuracy, test_loss=test_loss, test_accuracy=test_accuracy, lr=lr,
         ))
         self.seconds.append(time.perf_counter() - self.epoch_start)
@@ -184,11 +215,20 @@ class EpochHistory(Callback):
 
     @torch.no_grad()
     def evaluate_test(self) -> tuple:
-        """Mean loss and accuracy over the test split, weighted by batch size as fastai's validation is."""
+        """Mean loss and accuracy over the test split, weighted by batch size as fastai's validation is.
+
+        Under mixed precision the forward pass and the loss run inside the very
+        autocast that fastai's MixedPrecision callback opens for every
+        validation batch (and the predictions are cast back to float as it
+        does), so test and validation metrics come from the same arithmetic.
+        """
         total_loss = correct = count = 0.0
+        precision = next((cb for cb in self.learn.cbs if isinstance(cb, MixedPrecision)), None)
         for xb, yb in self.test_dl:
-            preds = self.model(xb)
-            total_loss += float(self.loss_func(preds, yb)) * len(yb)
+            with precision.autocast if precision is not None else contextlib.nullcontext():
+                preds = to_float(self.model(xb))
+                loss = self.loss_func(preds, yb)
+            total_loss += float(loss) * len(yb)
             correct += float((preds.argmax(dim=-1) == yb).sum())
             count += len(yb)
         return total_loss / count, correct / count
@@ -221,13 +261,16 @@ def speed_up(learn, device, precision: str = "fp32", channels_last: bool = False
 
 def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str,
                    precision: str = "fp32", channels_last: bool = False, num_workers: int = 0,
-                   score_test: bool = True) -> tuple:
-    """(data, learner with an EpochHistory, scoring the test split too if `score_test`), after `seed_everything`."""
-    data = load_prepared(data_dir)
+                   score_test: bool = True, dataset: dict = None, seed: int = 0, normalize_as: str = None) -> tuple:
+    """(data, learner with an EpochHistory, scoring the test split too if `score_test`), after `seed_everything`.
+
+    `dataset` (the config's dataset block) and `seed` pick the replicate's split and label noise.
+    """
+    data = load_prepared(data_dir, dataset, seed)
     dev = pick_device(device)
     dls = make_dataloaders(data, batch_size, dev, num_workers)
     history = EpochHistory(label=label)
-    learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history])
+    learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history], normalize_as=normalize_as)
     learn.model.to(dev)
     speed_up(learn, dev, precision, channels_last)
     if score_test:
@@ -235,8 +278,13 @@ def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size:
     return data, learn, history
 
 
-def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
-    """Train `learn` for n epochs (plus fine_tune's frozen epochs where the strategy has them)."""
+def epochs_trained(n: int, fine_tune_args: dict) -> int:
+    """The epochs fine_tune(n) trains, frozen epochs included; the baselines train as many."""
+    return {**FINE_TUNE_DEFAULTS, **fine_tune_args}["freeze_epochs"] + n
+
+
+def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict, from_scratch_lr: float = None) -> None:
+    """Train `learn` for n epochs plus fine_tune's frozen epochs: every strategy trains as many epochs."""
     args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
     if strategy == "fine_tune":
         learn.fine_tune(n, **fine_tune_args)
@@ -245,10 +293,12 @@ def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
         learn.freeze()
         learn.fit_one_cycle(args["freeze_epochs"], slice(args["base_lr"]), pct_start=0.99)
         base_lr = args["base_lr"] / 2
+        # fine_tune's unfreeze() -> freeze_to(0) clears the optimizer's state (Adam's moments) here.
+        learn.opt.clear_state()
         learn.fit_one_cycle(n, slice(base_lr / args["lr_mult"], base_lr), pct_start=args["pct_start"], div=args["div"])
     elif strategy == "from_scratch":
         learn.unfreeze()
-        learn.fit_one_cycle(n, args["base_lr"])
+        learn.fit_one_cycle(args["freeze_epochs"] + n, from_scratch_lr or args["base_lr"])
     else:
         raise ValueError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
 
@@ -256,17 +306,26 @@ def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
 def train_cell(
     data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict, strategy: str = "fine_tune",
     batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
-    precision: str = "fp32", channels_last: bool = False, num_workers: int = 0,
+    precision: str = "fp32", channels_last: bool = False, num_workers: int = 0, dataset: dict = None,
+    from_scratch_lr: float = None, test_every_epoch: bool = True,
 ):
-    """Run one cell of the grid; return (history rows, seconds per epoch, final metrics)."""
+    """Run one cell of the grid; return (history rows, seconds per epoch, final metrics).
+
+    `dataset` and `seed` pick the replicate's split and label noise (see
+    `data.load_prepared`); `test_every_epoch` scores the test split after
+    every epoch rather than after the last one only.
+    """
     seed_everything(seed, threads, deterministic)
     weights = "none" if strategy == "from_scratch" else pretrained
     data, learn, history = seeded_learner(
         data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", batch_size, device,
-        precision, channels_last, num_workers,
+        precision, channels_last, num_workers, dataset=dataset, seed=seed,
+        normalize_as="imagenet" if strategy == "from_scratch" and pretrained == "imagenet" else None,
     )
+    history.test_every_epoch = test_every_epoch
+    history.total_epochs = epochs_trained(n, fine_tune_args)
     with learn.no_bar(), learn.no_logging():
-        train_strategy(learn, strategy, n, fine_tune_args)
+        train_strategy(learn, strategy, n, fine_tune_args, from_scratch_lr)
     # The last epoch's validation and test passes ran on the final weights, in eval mode.
     last = history.rows[-1]
     final = dict(
@@ -284,13 +343,17 @@ def train_cell(
 
 def pretrain_body(
     data_dir, arch: str, out_path, epochs: int, lr: float, batch_size: int = 64, seed: int = 0,
-    threads: int = 1, device: str = "auto", deterministic: bool = False,
+    threads: int = 1, device: str = "auto", deterministic: bool = False, dataset: dict = None,
 ) -> dict:
-    """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific)."""
+    """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific).
+
+    One body per architecture, as one ImageNet checkpoint serves every
+    replicate in real use: the source task's split is split_seed's.
+    """
     seed_everything(seed, threads, deterministic)
     # The source task's test split plays no part in anything: no need to score it every epoch.
     _, learn, history = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device,
-                                       score_test=False)
+                                       score_test=False, dataset=dataset)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     # Saved through a buffer: torch.save names the archive after the file it writes,

@@ -9,5 +9,6 @@ meta = prepare_dataset(
     snakemake.params.image_size,
     snakemake.output[0].rsplit("/", 1)[0],
     min_train=snakemake.params.batch_size,
+    split=snakemake.params.split,
 )
 log.info("prepared %s: %s", snakemake.wildcards.task, meta)

@@ -15,5 +15,6 @@ result = pretrain_body(
     threads=snakemake.threads,
     device=snakemake.params.device,
     deterministic=snakemake.params.deterministic,
+    dataset=snakemake.params.dataset,
 )
 write_json(snakemake.output.metrics, result)

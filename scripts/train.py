@@ -21,6 +21,10 @@ spec = dict(
         precision=params.precision,
         channels_last=params.channels_last,
         num_workers=params.num_workers,
+        dataset=params.dataset,
+        from_scratch_lr=params.from_scratch["lr"],
+        # Only the longest fine_tune runs' per-epoch test metrics are read (early stopping).
+        test_every_epoch=snakemake.wildcards.strategy == "fine_tune" and int(snakemake.wildcards.n) == params.max_n,  # noqa: F821
     ),
     history=snakemake.output.history,  # noqa: F821
     epoch_seconds=snakemake.output.epoch_seconds,  # noqa: F821

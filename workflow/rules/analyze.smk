@@ -78,6 +78,7 @@ rule summarize:
     params:
         max_n=config["max_epochs"],
         early_stopping=config["early_stopping"],
+        equivalence_margin=config["equivalence_margin"],
     script:
         "../../scripts/summarize.py"
 

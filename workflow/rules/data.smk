@@ -18,6 +18,8 @@ rule prepare_data:
         ),
         image_size=config["image_size"],
         batch_size=config["batch_size"],
+        # The source task is pretrained once per architecture, on one split.
+        split=lambda w: config["split"] if w.task == "target" else "fixed",
     script:
         "../../scripts/prepare_data.py"
 
@@ -46,5 +48,6 @@ rule pretrain:
         batch_size=config["batch_size"],
         device=config["device"],
         deterministic=config["deterministic"],
+        dataset=lambda w: config["source"]["dataset"],
     script:
         "../../scripts/pretrain.py"

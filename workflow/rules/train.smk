@@ -27,5 +27,8 @@ rule train:
         precision=config["precision"],
         channels_last=config["channels_last"],
         num_workers=config["num_workers"],
+        dataset=config["dataset"],
+        from_scratch=config["from_scratch"],
+        max_n=config["max_epochs"],
     script:
         "../../scripts/train.py"

@@ -1,0 +1,341 @@
+"""Decision rules: every word of the report's verdicts ("worse", "overfits", "equivalent") comes from here.
+
+Each rule's false-claim rate is measured by simulation in tests/test_decisions.py
+(null experiments in which nothing differs, with all the comparisons a report
+makes at once). Their design, and why:
+
+- Replicates are paired: replicate r used the same training seed, split and
+  label-noise draw at every n and every strategy, so every comparison is a
+  paired t-test on the per-replicate differences (scipy.stats.ttest_1samp).
+- "n is worse than the best n": the best n is picked as the highest mean
+  from the very numbers it is then compared with (the winner's curse), and
+  there are N-1 such comparisons. Holm over those N-1 alone lets 7-13% of
+  null experiments claim some n is worse (measured; the selection biases every
+  difference against the others). So the family is all N(N-1)/2 pairs of n,
+  Holm-adjusted (Holm, Scand. J. Stat. 1979, which controls the family-wise
+  error in the strong sense): a claim "n is worse than n'" that survives it
+  needs no knowledge of how n' was picked.
+- "equivalent": paired TOST (Schuirmann, J. Pharmacokinet. Biopharm. 1987)
+  with margin `equivalence_margin`, the larger of the two one-sided p-values,
+  Holm-adjusted over the same comparisons as "worse" (statsmodels'
+  ttost_paired computes the same p; a test checks it).
+- Anything else is "unresolved": with few replicates that is the honest answer.
+- The exact sign-flip p (scipy.stats.permutation_test on the paired
+  differences, every sign pattern) is shown beside the t-test's: it assumes no
+  normality, and with k replicates it can never go below 2 / 2**k.
+- P(n is best) is information only, no claim: the share of replicate
+  bootstrap resamples (the same replicates at every n) in which n has the
+  highest mean (Bouthillier et al., "Accounting for variance in machine
+  learning benchmarks", MLSys 2021).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from .stats import fine_tune_only, t_interval
+
+ALPHA = 0.05
+EQUIVALENCE_MARGIN = 0.01  # one accuracy point, as a fraction
+P_BEST_RESAMPLES = 2000
+VERDICTS = ("best", "worse", "equivalent", "unresolved")
+STRATEGY_VERDICTS = ("better", "worse", "equivalent", "unresolved")
+
+
+def paired_t(differences: np.ndarray) -> tuple:
+    """(p, se) of a two-sided paired t-test of each row of `differences` (comparisons x replicates) against 0.
+
+    A row whose differences all agree has no spread to test against: its p is
+    NaN, which no rule below reads as a resolved difference.
+    """
+    differences = np.atleast_2d(np.asarray(differences, float))
+    se = differences.std(axis=1, ddof=1) / np.sqrt(differences.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = scipy_stats.ttest_1samp(differences, 0.0, axis=1).pvalue
+    return np.where(se > 0, p, np.nan), se
+
+
+def tost_p(differences: np.ndarray, margin: float) -> np.ndarray:
+    """Paired TOST p per row: max of the one-sided t-tests of mean > -margin and mean < +margin (Schuirmann 1987)."""
+    differences = np.atleast_2d(np.asarray(differences, float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        above = scipy_stats.ttest_1samp(differences, -margin, axis=1, alternative="greater").pvalue
+        below = scipy_stats.ttest_1samp(differences, margin, axis=1, alternative="less").pvalue
+    p = np.maximum(above, below)
+    return np.where(differences.std(axis=1, ddof=1) > 0, p, np.nan)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm-adjusted p-values; NaN stays NaN and takes no share of the correction.
+
+    The same numbers as statsmodels' multipletests(method="holm") (a test
+    checks it), written out because that function runs gc.collect() on every
+    call: 35 ms here, and 0.4 s once torch is imported, in every one of the
+    thousands of calls the calibration simulations make.
+    """
+    p_values = np.asarray(p_values, float)
+    adjusted = np.full_like(p_values, np.nan)
+    finite = np.flatnonzero(np.isfinite(p_values))
+    order = finite[np.argsort(p_values[finite], kind="stable")]
+    steps = np.arange(len(order), 0, -1)  # m, m-1, ..., 1
+    adjusted[order] = np.minimum(np.maximum.accumulate(p_values[order] * steps), 1.0)
+    return adjusted
+
+
+def sign_flip_p(differences: np.ndarray) -> np.ndarray:
+    """Exact two-sided sign-flip p of the mean paired difference, per row (every one of the 2**k sign patterns)."""
+    differences = np.atleast_2d(np.asarray(differences, float))
+    k = differences.shape[1]
+    result = scipy_stats.permutation_test(
+        (differences,), np.mean, permutation_type="samples", vectorized=True, n_resamples=np.inf if k <= 16 else 9999,
+        alternative="two-sided", axis=1, random_state=0,
+    )
+    return np.asarray(result.pvalue, float)
+
+
+def smallest_sign_flip_p(k: int) -> float:
+    """The smallest two-sided p an exact sign-flip test over k replicates can give: 2 / 2**k."""
+    return 2.0 ** (1 - k)
+
+
+def p_best(table: np.ndarray, resamples: int = P_BEST_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """Share of replicate bootstrap resamples in which each column (n) has the highest mean; ties go to the first."""
+    rng = np.random.default_rng(seed)
+    k = table.shape[0]
+    picks = rng.integers(0, k, size=(resamples, k))
+    winners = table[picks].mean(axis=1).argmax(axis=1)
+    return np.bincount(winners, minlength=table.shape[1]) / resamples
+
+
+def compare_epochs(table: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN, alpha: float = ALPHA) -> pd.DataFrame:
+    """Every n against the best-by-mean n, paired over replicates: one row per n with its verdict.
+
+    `table` is replicates x n (one metric, e.g. validation accuracy); only
+    replicates present at every n are used. Columns: replicates, mean and its
+    t-interval, best_n, difference to the best and its standard error,
+    p_value (paired t, unadjusted), p_value_holm (within all pairs of n),
+    p_sign_flip (exact), p_equivalence_holm (TOST), p_best, verdict.
+    """
+    table = table.dropna()
+    ns = np.asarray(table.columns, int)
+    values = table.to_numpy(float)
+    k, size = values.shape
+    means = values.mean(axis=0)
+    best = int(np.argmax(means))  # the first, i.e. smallest, n on ties
+    pairs = [(i, j) for i in range(size) for j in range(i + 1, size)]
+    pair_p, _ = paired_t(np.array([values[:, i] - values[:, j] for i, j in pairs]) if pairs else np.zeros((0, k)))
+    pair_holm = dict(zip(pairs, holm(pair_p)))
+    others = [i for i in range(size) if i != best]
+    differences = (values[:, others] - values[:, [best]]).T
+    p_raw, se = paired_t(differences) if others else (np.array([]), np.array([]))
+    p_equivalence = holm(tost_p(differences, margin)) if others else np.array([])
+    p_flip = sign_flip_p(differences) if others and k > 1 else np.full(len(others), np.nan)
+    chance = p_best(values)
+    rows = []
+    for i in range(size):
+        mean, low, high = t_interval(values[:, i])
+        row = dict(n=int(ns[i]), replicates=k, mean=mean, ci_low=low, ci_high=high, best_n=int(ns[best]),
+                   p_best=chance[i])
+        if i == best:
+            row.update(difference=0.0, difference_se=0.0, p_value=np.nan, p_value_holm=np.nan, p_sign_flip=np.nan,
+                       p_equivalence_holm=np.nan, verdict="best")
+        else:
+            at = others.index(i)
+            adjusted = pair_holm[(min(i, best), max(i, best))]
+            if adjusted < alpha and means[i] < means[best]:
+                verdict = "worse"
+            elif p_equivalence[at] < alpha:
+                verdict = "equivalent"
+            else:
+                verdict = "unresolved"
+            row.update(difference=means[i] - means[best], difference_se=se[at], p_value=p_raw[at],
+                       p_value_holm=adjusted, p_sign_flip=p_flip[at], p_equivalence_holm=p_equivalence[at],
+                       verdict=verdict)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def one_standard_error_choice(comparison: pd.DataFrame) -> int:
+    """The smallest n whose mean is within one standard error of the paired difference to the best.
+
+    Breiman et al. (1984), Hastie et al. (ESL 7.10): prefer the cheaper
+    schedule when the data cannot tell them apart. The standard error is that
+    of the paired difference, the same one the verdicts test.
+    """
+    best = comparison[comparison["verdict"] == "best"].iloc[0]
+    se = comparison["difference_se"].fillna(0.0)
+    within = comparison[comparison["mean"] >= best["mean"] - se]
+    return int(within["n"].min())
+
+
+def paired_matrix(finals: pd.DataFrame, metric: str, where: dict) -> pd.DataFrame:
+    """replicates x n table of one metric for the rows matching `where` (column -> value)."""
+    rows = finals
+    for column, value in where.items():
+        rows = rows[rows[column] == value]
+    return rows.pivot(index="seed", columns="n", values=metric).dropna()
+
+
+def compare_all_epochs(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
+    """`compare_epochs` on validation accuracy for every architecture of the sweep."""
+    sweep = fine_tune_only(finals)
+    parts = [compare_epochs(paired_matrix(sweep, "valid_accuracy", {"architecture": arch}), margin)
+             .assign(architecture=arch) for arch in sweep["architecture"].unique()]
+    comparison = pd.concat(parts, ignore_index=True)
+    return comparison[["architecture"] + [c for c in comparison.columns if c != "architecture"]]
+
+
+def selection_optimism(valid: pd.DataFrame, test: pd.DataFrame, best_n: int) -> tuple:
+    """(mean, low, high) over replicates of [V(best) - T(best)] - mean over n of [V(n) - T(n)].
+
+    V - T alone mixes two things: a fixed offset between the validation and
+    test splits, which every n shares, and the optimism of reading the best n
+    off the numbers it was picked on. Subtracting the mean offset over n
+    leaves the optimism.
+    """
+    gap = valid - test
+    return t_interval((gap[best_n] - gap.mean(axis=1)).to_numpy(float))
+
+
+def overfitting_points(finals: pd.DataFrame, comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per architecture: best n, the one-SE choice and its test accuracy, and whether it overfits within N.
+
+    `overfits` is true only when n = N is resolved as worse than the best n:
+    a best n below N on the means alone is no evidence of a decline.
+    """
+    sweep = fine_tune_only(finals)
+    rows = []
+    for arch, compared in comparison.groupby("architecture", sort=False):
+        compared = compared.set_index("n").sort_index()
+        valid = paired_matrix(sweep, "valid_accuracy", {"architecture": arch})
+        test = paired_matrix(sweep, "test_accuracy", {"architecture": arch}).loc[valid.index]
+        best_n, max_n = int(compared["best_n"].iloc[0]), int(compared.index.max())
+        chosen_n = one_standard_error_choice(compared.reset_index())
+        chosen_test, chosen_low, chosen_high = t_interval(test[chosen_n])
+        optimism, optimism_low, optimism_high = selection_optimism(valid, test, best_n)
+        at_max = compared.loc[max_n]
+        rows.append(dict(
+            architecture=arch, max_n=max_n, replicates=int(compared["replicates"].iloc[0]), best_n=best_n,
+            best_valid_accuracy=compared.loc[best_n, "mean"], chosen_n=chosen_n,
+            chosen_valid_accuracy=compared.loc[chosen_n, "mean"], chosen_test_accuracy=chosen_test,
+            chosen_test_ci_low=chosen_low, chosen_test_ci_high=chosen_high,
+            valid_accuracy_at_max_n=at_max["mean"], decline_at_max_n=at_max["difference"],
+            p_value_holm_at_max_n=at_max["p_value_holm"], overfits=bool(at_max["verdict"] == "worse"),
+            selection_optimism=optimism, selection_optimism_ci_low=optimism_low,
+            selection_optimism_ci_high=optimism_high,
+        ))
+    return pd.DataFrame(rows)
+
+
+def compare_strategies(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN, alpha: float = ALPHA,
+                       metric: str = "test_accuracy") -> pd.DataFrame:
+    """Every other strategy against fine_tune at the same architecture, n and replicates; Holm over the whole table.
+
+    Verdicts: `better`, `worse` (Holm-adjusted paired t p < alpha, by the sign
+    of the difference), `equivalent` (Holm-adjusted TOST p < alpha) or
+    `unresolved`.
+    """
+    columns = ["strategy", "architecture", "n", "replicates", "metric", "mean", "fine_tune_mean", "difference",
+               "diff_ci_low", "diff_ci_high", "p_value", "p_value_holm", "p_equivalence_holm", "verdict"]
+    if "strategy" not in finals.columns:
+        return pd.DataFrame(columns=columns)
+    wide = finals.pivot_table(index=["architecture", "n", "seed"], columns="strategy", values=metric)
+    rows, differences = [], []
+    for strategy in [s for s in wide.columns if s != "fine_tune"]:
+        for (arch, n), cell in wide[[strategy, "fine_tune"]].dropna().groupby(level=["architecture", "n"]):
+            difference = (cell[strategy] - cell["fine_tune"]).to_numpy(float)
+            mean, low, high = t_interval(difference)
+            differences.append(difference)
+            rows.append(dict(strategy=strategy, architecture=arch, n=int(n), replicates=len(cell), metric=metric,
+                             mean=cell[strategy].mean(), fine_tune_mean=cell["fine_tune"].mean(), difference=mean,
+                             diff_ci_low=low, diff_ci_high=high))
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows)
+    p = np.array([paired_t(d)[0][0] for d in differences])
+    equivalence = np.array([tost_p(d, margin)[0] for d in differences])
+    table["p_value"], table["p_value_holm"], table["p_equivalence_holm"] = p, holm(p), holm(equivalence)
+    resolved = table["p_value_holm"] < alpha
+    table["verdict"] = np.where(resolved & (table["difference"] > 0), "better",
+                                np.where(resolved, "worse",
+                                         np.where(table["p_equivalence_holm"] < alpha, "equivalent", "unresolved")))
+    return table[columns]
+
+
+def ranges(ns) -> str:
+    """[4, 5, 6, 9] -> '4..6, 9'."""
+    ns, parts, start = sorted(int(n) for n in ns), [], None
+    for i, n in enumerate(ns):
+        if start is None:
+            start = n
+        if i + 1 == len(ns) or ns[i + 1] != n + 1:
+            parts.append(f"{start}" if start == n else f"{start}..{n}")
+            start = None
+    return ", ".join(parts)
+
+
+def verdict_sentence(point: pd.Series, comparison: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> str:
+    """The plain-language verdict for one architecture, built from the verdict categories alone."""
+    rows = comparison[comparison["architecture"] == point["architecture"]].set_index("n").sort_index()
+    k, best_n, max_n = int(point["replicates"]), int(point["best_n"]), int(point["max_n"])
+    if point["overfits"]:
+        text = (f"Accuracy falls from {100 * point['best_valid_accuracy']:.1f}% at n = {best_n} to "
+                f"{100 * point['valid_accuracy_at_max_n']:.1f}% at n = {max_n} "
+                f"({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted p = {point['p_value_holm_at_max_n']:.3g})")
+    else:
+        text = f"No resolved decline within N = {max_n} with {k} replicates; the highest mean is at n = {best_n}"
+    parts = [text]
+    for verdict, words in (("worse", "worse than n = {best} (Holm-adjusted p < 0.05)"),
+                           ("equivalent", "equivalent to n = {best} within ±{margin:g} points"),
+                           ("unresolved", "not resolved with {k} replicates")):
+        ns = [n for n in rows.index if rows.loc[n, "verdict"] == verdict]
+        if ns:
+            verb = "is" if len(ns) == 1 else "are"
+            parts.append(f"n = {ranges(ns)} {verb} " + words.format(best=best_n, margin=100 * margin, k=k))
+    return "; ".join(parts) + "."
+
+
+def analyze(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> dict:
+    """{'comparison', 'overfitting', 'strategies'}: the decisions of a finals table, as the pipeline makes them.
+
+    `finals` needs columns architecture, n, seed, valid_accuracy and
+    test_accuracy (optional: strategy; only fine_tune rows make the n-sweep).
+    """
+    missing = [c for c in ("architecture", "n", "seed", "valid_accuracy", "test_accuracy") if c not in finals.columns]
+    if missing:
+        raise ValueError(f"finals table: missing column(s) {', '.join(missing)}")
+    comparison = compare_all_epochs(finals, margin)
+    points = overfitting_points(finals, comparison)
+    points["verdict"] = [verdict_sentence(p, comparison, margin) for _, p in points.iterrows()]
+    return dict(comparison=comparison, overfitting=points, strategies=compare_strategies(finals, margin))
+
+
+def main(argv=None) -> int:
+    """`python -m epochbench analyze FINALS.csv --out DIR`: the report's decisions for runs made anywhere."""
+    from .io import write_csv
+
+    parser = argparse.ArgumentParser(prog="python -m epochbench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("analyze", help="decisions for a finals table (e.g. a W&B or MLflow export)")
+    command.add_argument("finals", type=Path, help="CSV: architecture, n, seed, valid_accuracy, test_accuracy "
+                                                   "[, strategy, valid_loss, test_loss]")
+    command.add_argument("--out", type=Path, required=True, help="folder for comparison.csv, overfitting.csv "
+                                                                "(and strategies.csv with a strategy column)")
+    command.add_argument("--equivalence-margin", type=float, default=EQUIVALENCE_MARGIN,
+                         help="equivalence margin as a fraction of accuracy (default 0.01, one point)")
+    args = parser.parse_args(argv)
+    try:
+        finals = pd.read_csv(args.finals)
+        tables = analyze(finals, args.equivalence_margin)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        print(f"epochbench analyze: {args.finals}: {err}", file=sys.stderr)
+        return 2
+    names = ["comparison", "overfitting"] + (["strategies"] if "strategy" in finals.columns else [])
+    for name in names:
+        write_csv(args.out / f"{name}.csv", tables[name])
+        print(args.out / f"{name}.csv")
+    return 0
