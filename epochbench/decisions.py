@@ -49,13 +49,15 @@ STRATEGY_VERDICTS = ("better", "worse", "equivalent", "unresolved")
 def paired_t(differences: np.ndarray) -> tuple:
     """(p, se) of a two-sided paired t-test of each row of `differences` (comparisons x replicates) against 0.
 
-    A row whose differences all agree has no spread to test against: its p is
+    NaN (a replicate missing from a row) is left out of that row. A row
+    whose differences all agree has no spread to test against: its p is
     NaN, which no rule below reads as a resolved difference.
     """
     differences = np.atleast_2d(np.asarray(differences, float))
-    se = differences.std(axis=1, ddof=1) / np.sqrt(differences.shape[1])
+    k = np.sum(np.isfinite(differences), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = scipy_stats.ttest_1samp(differences, 0.0, axis=1).pvalue
+        se = np.nanstd(differences, axis=1, ddof=1) / np.sqrt(k)
+        p = scipy_stats.ttest_1samp(differences, 0.0, axis=1, nan_policy="omit").pvalue
     return np.where(se > 0, p, np.nan), se
 
 
@@ -63,10 +65,10 @@ def tost_p(differences: np.ndarray, margin: float) -> np.ndarray:
     """Paired TOST p per row: max of the one-sided t-tests of mean > -margin and mean < +margin (Schuirmann 1987)."""
     differences = np.atleast_2d(np.asarray(differences, float))
     with np.errstate(divide="ignore", invalid="ignore"):
-        above = scipy_stats.ttest_1samp(differences, -margin, axis=1, alternative="greater").pvalue
-        below = scipy_stats.ttest_1samp(differences, margin, axis=1, alternative="less").pvalue
-    p = np.maximum(above, below)
-    return np.where(differences.std(axis=1, ddof=1) > 0, p, np.nan)
+        above = scipy_stats.ttest_1samp(differences, -margin, axis=1, alternative="greater", nan_policy="omit").pvalue
+        below = scipy_stats.ttest_1samp(differences, margin, axis=1, alternative="less", nan_policy="omit").pvalue
+        spread = np.nanstd(differences, axis=1, ddof=1)
+    return np.where(spread > 0, np.maximum(above, below), np.nan)
 
 
 def holm(p_values) -> np.ndarray:
@@ -244,21 +246,25 @@ def compare_strategies(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN,
     if "strategy" not in finals.columns:
         return pd.DataFrame(columns=columns)
     wide = finals.pivot_table(index=["architecture", "n", "seed"], columns="strategy", values=metric)
-    rows, differences = [], []
+    parts = []
     for strategy in [s for s in wide.columns if s != "fine_tune"]:
-        for (arch, n), cell in wide[[strategy, "fine_tune"]].dropna().groupby(level=["architecture", "n"]):
-            difference = (cell[strategy] - cell["fine_tune"]).to_numpy(float)
-            mean, low, high = t_interval(difference)
-            differences.append(difference)
-            rows.append(dict(strategy=strategy, architecture=arch, n=int(n), replicates=len(cell), metric=metric,
-                             mean=cell[strategy].mean(), fine_tune_mean=cell["fine_tune"].mean(), difference=mean,
-                             diff_ci_low=low, diff_ci_high=high))
-    if not rows:
+        pair = wide[[strategy, "fine_tune"]].dropna()
+        # cells (architecture, n) x replicates; a replicate missing from a cell leaves a NaN its tests skip.
+        differences = (pair[strategy] - pair["fine_tune"]).unstack("seed")
+        means = pair.groupby(level=["architecture", "n"]).mean()
+        p, se = paired_t(differences.to_numpy(float))
+        k = differences.notna().sum(axis=1).to_numpy()
+        half = scipy_stats.t.ppf(1 - alpha / 2, np.maximum(k - 1, 1)) * se
+        parts.append(pd.DataFrame(dict(
+            strategy=strategy, replicates=k, metric=metric, mean=means[strategy], fine_tune_mean=means["fine_tune"],
+            difference=differences.mean(axis=1), diff_ci_low=differences.mean(axis=1) - half,
+            diff_ci_high=differences.mean(axis=1) + half, p_value=p,
+            p_equivalence=tost_p(differences.to_numpy(float), margin),
+        )).reset_index())
+    if not parts:
         return pd.DataFrame(columns=columns)
-    table = pd.DataFrame(rows)
-    p = np.array([paired_t(d)[0][0] for d in differences])
-    equivalence = np.array([tost_p(d, margin)[0] for d in differences])
-    table["p_value"], table["p_value_holm"], table["p_equivalence_holm"] = p, holm(p), holm(equivalence)
+    table = pd.concat(parts, ignore_index=True)
+    table["p_value_holm"], table["p_equivalence_holm"] = holm(table["p_value"]), holm(table["p_equivalence"])
     resolved = table["p_value_holm"] < alpha
     table["verdict"] = np.where(resolved & (table["difference"] > 0), "better",
                                 np.where(resolved, "worse",
@@ -290,12 +296,13 @@ def verdict_sentence(point: pd.Series, comparison: pd.DataFrame, margin: float =
         text = f"No resolved decline within N = {max_n} with {k} replicates; the highest mean is at n = {best_n}"
     parts = [text]
     for verdict, words in (("worse", "worse than n = {best} (Holm-adjusted p < 0.05)"),
-                           ("equivalent", "equivalent to n = {best} within ±{margin:g} points"),
+                           ("equivalent", "equivalent to n = {best} within ±{margin:g} point{plural}"),
                            ("unresolved", "not resolved with {k} replicates")):
         ns = [n for n in rows.index if rows.loc[n, "verdict"] == verdict]
         if ns:
             verb = "is" if len(ns) == 1 else "are"
-            parts.append(f"n = {ranges(ns)} {verb} " + words.format(best=best_n, margin=100 * margin, k=k))
+            parts.append(f"n = {ranges(ns)} {verb} " + words.format(best=best_n, margin=100 * margin, k=k,
+                                                                      plural="" if margin == 0.01 else "s"))
     return "; ".join(parts) + "."
 
 

@@ -45,49 +45,19 @@ def test_single_seed_has_no_spread_and_no_interval():
     assert np.isnan(row["std"]) and np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
 
 
-def test_overfitting_point_and_one_standard_error_rule():
-    # Best mean at n=4 (0.90, sem 0.01); n=3 has mean 0.895 >= 0.89 so the rule picks 3; n=2 (0.85) is out.
-    valid = {1: [0.70, 0.72, 0.71], 2: [0.84, 0.85, 0.86], 3: [0.885, 0.895, 0.905],
-             4: [0.89, 0.90, 0.91], 5: [0.86, 0.87, 0.88]}
-    test = {n: [v - 0.02 for v in values] for n, values in valid.items()}
-    point = stats.overfitting_points(stats.summarize(finals_table(valid, test))).iloc[0]
-    sem4 = scipy_stats.sem(valid[4])
-    assert point["best_n"] == 4
-    assert point["best_valid_accuracy"] == pytest.approx(0.90)
-    assert point["best_valid_accuracy_sem"] == pytest.approx(sem4)
-    assert point["one_se_threshold"] == pytest.approx(0.90 - sem4)
-    assert point["chosen_n"] == 3
-    assert point["chosen_test_accuracy"] == pytest.approx(np.mean(test[3]))
-    low, high = scipy_stats.t.interval(0.95, 2, loc=np.mean(test[3]), scale=scipy_stats.sem(test[3]))
-    assert (point["chosen_test_ci_low"], point["chosen_test_ci_high"]) == pytest.approx((low, high))
-    assert point["overfits_within_max_n"]
-    assert point["valid_accuracy_at_max_n"] == pytest.approx(0.87)
-
-
-def test_no_overfitting_when_accuracy_keeps_rising():
-    valid = {1: [0.5, 0.52], 2: [0.6, 0.62], 3: [0.7, 0.72]}
-    point = stats.overfitting_points(stats.summarize(finals_table(valid))).iloc[0]
-    assert point["best_n"] == 3 and point["chosen_n"] == 3
-    assert not point["overfits_within_max_n"]
-
-
-def test_ties_go_to_the_smaller_n():
-    valid = {1: [0.5, 0.5], 2: [0.8, 0.8], 3: [0.8, 0.8]}
-    point = stats.overfitting_points(stats.summarize(finals_table(valid))).iloc[0]
-    assert point["best_n"] == 2 and point["chosen_n"] == 2
-
-
-def history_table(curves: dict, n: int, arch="netA", valid_loss=None, train_loss=None, test=None) -> pd.DataFrame:
+def history_table(curves: dict, n: int, arch="netA", valid_loss=None, train_loss=None, test=None,
+                  smoothed_loss=None) -> pd.DataFrame:
     """histories.csv rows of fine_tune(n) runs: {seed: [unfrozen accuracy per epoch]}, plus one frozen epoch."""
     rows = []
     for seed, accs in curves.items():
         rows.append(dict(strategy="fine_tune", architecture=arch, n=n, seed=seed, fit=1, phase="frozen", epoch=1,
-                         valid_accuracy=0.1, valid_loss=9.0, train_loss=9.0, test_accuracy=0.1))
+                         valid_accuracy=0.1, valid_loss=9.0, train_loss=9.0, train_loss_epoch=9.0, test_accuracy=0.1))
         for epoch, acc in enumerate(accs, start=1):
             rows.append(dict(
                 strategy="fine_tune", architecture=arch, n=n, seed=seed, fit=2, phase="unfrozen", epoch=epoch,
                 valid_accuracy=acc, valid_loss=valid_loss[epoch - 1] if valid_loss else 1 - acc,
-                train_loss=train_loss[epoch - 1] if train_loss else 1.0,
+                train_loss=smoothed_loss[epoch - 1] if smoothed_loss else 9.0,  # fastai's smoothed loss
+                train_loss_epoch=train_loss[epoch - 1] if train_loss else 1.0,
                 test_accuracy=test[epoch - 1] if test else acc,
             ))
     return pd.DataFrame(rows)
@@ -106,86 +76,12 @@ def test_within_run_curve_uses_only_the_longest_runs_unfrozen_epochs():
 
 
 def test_compare_within_run_reports_agreement():
-    valid = {1: [0.6, 0.62], 2: [0.85, 0.86], 3: [0.7, 0.71]}
-    points = stats.overfitting_points(stats.summarize(finals_table(valid)))
+    points = pd.DataFrame([dict(architecture="netA", best_n=2)])
     agreeing = stats.within_run_curve(history_table({0: [0.6, 0.8, 0.7], 1: [0.6, 0.8, 0.7]}, n=3), 3)
     disagreeing = stats.within_run_curve(history_table({0: [0.6, 0.7, 0.8], 1: [0.6, 0.7, 0.8]}, n=3), 3)
     assert stats.compare_within_run(points, agreeing).iloc[0]["within_run_agrees"]
     row = stats.compare_within_run(points, disagreeing).iloc[0]
     assert row["within_run_best_epoch"] == 3 and not row["within_run_agrees"]
-
-
-def exact_bootstrap_probability(a, b) -> float:
-    """P(mean(a*) > mean(b*)) over all k**k equally likely paired resamples of k seeds: the bootstrap's exact value."""
-    import itertools
-
-    a, b, k = np.asarray(a), np.asarray(b), len(a)
-    wins = [a[list(idx)].mean() > b[list(idx)].mean() for idx in itertools.product(range(k), repeat=k)]
-    return float(np.mean(wins))
-
-
-def test_bootstrap_probability_and_intervals_match_exact_enumeration():
-    valid = {1: [0.70, 0.72, 0.71], 2: [0.86, 0.84, 0.88], 3: [0.87, 0.83, 0.86], 4: [0.80, 0.81, 0.79]}
-    comparison = stats.bootstrap_comparison(finals_table(valid)).set_index("n")
-    assert (comparison["best_n"] == 2).all()
-    assert comparison.loc[3, "p_beats_best"] == pytest.approx(exact_bootstrap_probability(valid[3], valid[2]), abs=0.02)
-    assert comparison.loc[1, "p_beats_best"] == 0.0
-    assert np.isnan(comparison.loc[2, "p_beats_best"])
-    # Percentile interval of the mean lies within the range of the seeds' values.
-    for n, values in valid.items():
-        low, high = comparison.loc[n, "boot_ci_low"], comparison.loc[n, "boot_ci_high"]
-        assert min(values) - 1e-9 <= low <= np.mean(values) <= high <= max(values) + 1e-9
-    assert bool(comparison.loc[3, "indistinguishable"]) and not bool(comparison.loc[4, "indistinguishable"])
-
-
-def test_verdict_sentences():
-    peaked = {1: [0.70, 0.72, 0.71], 2: [0.86, 0.84, 0.88], 3: [0.87, 0.83, 0.86], 4: [0.80, 0.81, 0.79]}
-    text = stats.verdict_sentence(stats.bootstrap_comparison(finals_table(peaked)), "netA")
-    assert text == "Accuracy stops improving after n = 2; n = 3 is indistinguishable from it at 95%; n = 4 is worse at 95%."
-    rising = {1: [0.5, 0.52, 0.51], 2: [0.6, 0.62, 0.61], 3: [0.7, 0.72, 0.71]}
-    text = stats.verdict_sentence(stats.bootstrap_comparison(finals_table(rising)), "netA")
-    assert text == "No overfitting within N = 3: mean validation accuracy is highest at n = 3."
-
-
-def test_curve_shape_flags_a_dip_that_recovers():
-    assert stats.curve_shape(pd.Series([0.5, 0.7, 0.8])) == "rising"
-    assert stats.curve_shape(pd.Series([0.5, 0.8, 0.7, 0.6])) == "peaked"
-    assert stats.curve_shape(pd.Series([0.5, 0.7, 0.6, 0.8])) == "dip then recovery"
-
-
-def test_selection_gap_is_best_valid_minus_test_at_best_n():
-    valid = {1: [0.6, 0.62], 2: [0.9, 0.92], 3: [0.8, 0.82]}
-    test = {1: [0.6, 0.6], 2: [0.85, 0.85], 3: [0.8, 0.8]}
-    point = stats.overfitting_points(stats.summarize(finals_table(valid, test))).iloc[0]
-    assert point["test_accuracy_at_best_n"] == pytest.approx(0.85)
-    assert point["selection_gap"] == pytest.approx(0.91 - 0.85)
-
-
-def strategy_finals(by_strategy: dict, n=1, arch="netA") -> pd.DataFrame:
-    rows = []
-    for strategy, values in by_strategy.items():
-        for seed, v in enumerate(values):
-            rows.append(dict(strategy=strategy, architecture=arch, n=n, seed=seed, test_accuracy=v))
-    return pd.DataFrame(rows)
-
-
-def test_strategy_comparison_is_paired_over_seeds():
-    # head_only trails fine_tune by 0.1 at every seed, though its seeds spread more than that: pairing sees it.
-    finals = strategy_finals({"fine_tune": [0.5, 0.7, 0.9], "head_only": [0.4, 0.6, 0.8],
-                              "from_scratch": [0.6, 0.5, 0.95]})
-    table = stats.compare_strategies(finals).set_index("strategy")
-    head = table.loc["head_only"]
-    assert head["difference"] == pytest.approx(-0.1)
-    assert (head["diff_ci_low"], head["diff_ci_high"]) == pytest.approx((-0.1, -0.1))
-    assert head["p_beats_fine_tune"] == 0.0 and head["verdict"] == "worse than fine_tune"
-    scratch = table.loc["from_scratch"]
-    differences = np.array([0.1, -0.2, 0.05])
-    expected = scipy_stats.bootstrap((differences,), np.mean, n_resamples=stats.BOOTSTRAP_RESAMPLES,
-                                     method="percentile", random_state=0).confidence_interval
-    assert (scratch["diff_ci_low"], scratch["diff_ci_high"]) == pytest.approx((expected.low, expected.high), abs=0.02)
-    assert scratch["p_beats_fine_tune"] == pytest.approx(
-        exact_bootstrap_probability([0.6, 0.5, 0.95], [0.5, 0.7, 0.9]), abs=0.02)
-    assert scratch["verdict"] == "indistinguishable"
 
 
 def test_generalization_loss_and_training_progress_by_hand():
@@ -198,19 +94,27 @@ def test_generalization_loss_and_training_progress_by_hand():
 
 
 def test_prechelt_criteria_stop_where_the_paper_says():
-    valid = [1.0, 0.8, 0.84, 0.9, 0.95, 0.99, 1.1, 1.2]  # GL at epochs 1..8: 0, 0, 5, 12.5, 18.75, 23.75, 37.5, 50
+    valid = [1.0, 0.8, 0.84, 0.9, 0.95, 0.99, 1.1, 1.2]
     train = [2.0, 1.5, 1.2, 1.1, 1.05, 1.04, 1.03, 1.02]
-    # Checked at strip ends only: strip 2 -> epochs 2, 4, 6, 8.
-    assert stats.prechelt_stop(valid, train, "GL", 10, strip=2) == 4
-    assert stats.prechelt_stop(valid, train, "GL", 4, strip=1) == 3
-    assert stats.prechelt_stop(valid, train, "GL", 60, strip=2) is None
+    # Observed at strip ends only: strip 2 -> epochs 2, 4, 6, 8: 0.8, 0.9, 0.99, 1.2; GL 0, 12.5, 23.75, 50.
+    assert stats.prechelt_stop(valid, train, "GL", 10, strip=2) == (4, 2)
+    assert stats.prechelt_stop(valid, train, "GL", 4, strip=1) == (3, 2)  # GL at epoch 3: 100 (0.84 / 0.8 - 1) = 5
+    assert stats.prechelt_stop(valid, train, "GL", 60, strip=2) == (None, 2)
     # PQ at epoch 4: GL 12.5 / P = 1000 (2.3 / 2.2 - 1) = 45.45 -> 0.275; at 6: 23.75 / 4.808 = 4.94.
-    assert stats.prechelt_stop(valid, train, "PQ", 0.2, strip=2) == 4
-    assert stats.prechelt_stop(valid, train, "PQ", 1.0, strip=2) == 6
+    assert stats.prechelt_stop(valid, train, "PQ", 0.2, strip=2) == (4, 2)
+    assert stats.prechelt_stop(valid, train, "PQ", 1.0, strip=2) == (6, 2)
     # UP_s compares strip ends: rises at 4 (0.9 > 0.8), 6, 8.
-    assert stats.prechelt_stop(valid, train, "UP", 1, strip=2) == 4
-    assert stats.prechelt_stop(valid, train, "UP", 3, strip=2) == 8
-    assert stats.prechelt_stop(valid, train, "UP", 4, strip=2) is None
+    assert stats.prechelt_stop(valid, train, "UP", 1, strip=2) == (4, 2)
+    assert stats.prechelt_stop(valid, train, "UP", 3, strip=2) == (8, 2)
+    assert stats.prechelt_stop(valid, train, "UP", 4, strip=2) == (None, 2)
+
+
+def test_prechelt_sees_only_strip_ends():
+    # The lowest loss, at epoch 1, is never observed with strips of 2: E_opt is 1.0 (epoch 2), not 0.5,
+    # so GL at epoch 4 is 8, not 116, and the weights kept are a strip end's.
+    valid, train = [0.5, 1.0, 1.04, 1.08], [1.0] * 4
+    assert stats.prechelt_stop(valid, train, "GL", 10, strip=2) == (None, 2)
+    assert stats.prechelt_stop(valid, train, "GL", 5, strip=2) == (4, 2)
 
 
 def fastai_stop_epoch(valid_losses, patience: int):
@@ -252,12 +156,26 @@ def test_early_stopping_keeps_the_right_weights_and_reads_their_test_accuracy():
     settings = dict(strip=2, gl_alpha=[10], pq_alpha=[], up_strips=[], patience=[1])
     table = stats.early_stopping(histories, 6, settings).set_index("rule")
     gl = table.loc["GL_10"]
-    # Stops after epoch 4, keeps the weights of epoch 2 (lowest validation loss so far).
+    # Stops after epoch 4, keeps the weights of epoch 2 (lowest validation loss observed).
     assert (gl["stop_epoch"], gl["kept_epoch"], gl["test_accuracy"]) == (4, 2, 0.70)
     assert gl["epochs_trained"] == 4 + 1  # plus fine_tune's frozen epoch
     fastai_rule = table.loc["fastai patience=1"]
     # valid loss first fails to improve at epoch 3; fastai keeps the weights it stopped with.
     assert (fastai_rule["stop_epoch"], fastai_rule["kept_epoch"], fastai_rule["test_accuracy"]) == (3, 3, 0.72)
+    # SaveModelCallback beside it restores the lowest validation loss so far: epoch 2.
+    restored = table.loc["fastai patience=1 + best weights"]
+    assert (restored["stop_epoch"], restored["kept_epoch"], restored["test_accuracy"]) == (3, 2, 0.70)
+
+
+def test_pq_reads_the_epoch_mean_training_loss_not_fastais_smoothed_one():
+    valid = [1.0, 0.8, 0.84, 0.9]
+    histories = history_table({0: [0.5] * 4}, n=4, valid_loss=valid, train_loss=[2.0, 1.5, 1.2, 1.1],
+                              smoothed_loss=[2.0, 1.0, 0.5, 0.1])
+    settings = dict(strip=2, gl_alpha=[], pq_alpha=[0.2], up_strips=[], patience=[])
+    # With the epoch means, P(4) = 45.45 and PQ = 0.275 > 0.2; the smoothed column would give
+    # P(4) = 1000 (0.6 / 0.2 - 1) = 2000 and PQ = 0.006: no stop.
+    row = stats.early_stopping(histories, 4, settings).set_index("rule").loc["PQ_0.2"]
+    assert (row["stop_epoch"], row["kept_epoch"]) == (4, 2)
 
 
 def test_cost_table_pairs_accuracy_with_epochs_and_seconds():
