@@ -20,6 +20,7 @@ import inspect
 import io
 import logging
 import os
+import random
 import time
 from pathlib import Path
 
@@ -163,6 +164,21 @@ def load_body_weights(learn, path) -> None:
         raise WeightsError(f"{path}: does not fit the body of this architecture ({first})") from None
 
 
+@contextlib.contextmanager
+def random_state_kept():
+    """Leave Python's, NumPy's and torch's random streams as they were.
+
+    Iterating a DataLoader draws a seed from torch's global generator, so a
+    test pass between epochs would shift every later random draw (shuffling,
+    dropout): scoring the test split, or not, must not change the training.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+
+
 class EpochHistory(Callback):
     """Collect one row per epoch across every fit of a run, with the test split's metrics at that epoch.
 
@@ -191,7 +207,7 @@ class EpochHistory(Callback):
     def after_batch(self):
         if self.training:
             bs = find_bs(self.yb)
-            self.loss_sum, self.loss_count = self.loss_sum + float(self.loss) * bs, self.loss_count + bs
+            self.loss_sum, self.loss_count = self.loss_sum + float(self.loss.detach()) * bs, self.loss_count + bs
 
     def after_epoch(self):
         train_loss, valid_loss, valid_accuracy = (float(v) for v in self.recorder.values[-1])
@@ -224,13 +240,14 @@ class EpochHistory(Callback):
         """
         total_loss = correct = count = 0.0
         precision = next((cb for cb in self.learn.cbs if isinstance(cb, MixedPrecision)), None)
-        for xb, yb in self.test_dl:
-            with precision.autocast if precision is not None else contextlib.nullcontext():
-                preds = to_float(self.model(xb))
-                loss = self.loss_func(preds, yb)
-            total_loss += float(loss) * len(yb)
-            correct += float((preds.argmax(dim=-1) == yb).sum())
-            count += len(yb)
+        with random_state_kept():
+            for xb, yb in self.test_dl:
+                with precision.autocast if precision is not None else contextlib.nullcontext():
+                    preds = to_float(self.model(xb))
+                    loss = self.loss_func(preds, yb)
+                total_loss += float(loss) * len(yb)
+                correct += float((preds.argmax(dim=-1) == yb).sum())
+                count += len(yb)
         return total_loss / count, correct / count
 
 

@@ -155,6 +155,29 @@ def test_prepare_dataset_decodes_once_into_arrays(tmp_path):
     assert not list((tmp_path / "out").glob("*.tmp*"))
 
 
+def test_each_replicate_draws_its_own_split_and_noise_with_per_seed(tmp_path):
+    spec = dict(name="digits", classes=None, train_size=300, label_noise=0.4, valid_fraction=0.2,
+                test_fraction=0.2, split_seed=5)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "per_seed", split="per_seed")
+    assert meta["images"] == 1797 and meta["split"] == "per_seed"  # every image: replicates draw from all
+    clean = np.load(tmp_path / "per_seed" / "labels.npy")
+    first, again, other = (data.load_prepared(tmp_path / "per_seed", spec, seed) for seed in (0, 0, 1))
+    assert np.array_equal(first.splits, again.splits) and np.array_equal(first.labels, again.labels)
+    assert not np.array_equal(first.splits, other.splits)
+    for replicate in (first, other):
+        counts = [int((replicate.splits == code).sum()) for code in (TRAIN, VALID, TEST)]
+        assert counts == [300, 360, 360]
+        flipped = replicate.labels != clean
+        assert flipped.sum() == 120 and (replicate.splits[flipped] == TRAIN).all()
+    # Replicate s uses split_seed + s: the same split assign_splits gives for that seed.
+    assert np.array_equal(other.splits, data.assign_splits(clean, 0.2, 0.2, 300, seed=6))
+
+    data.prepare_dataset(spec, 8, tmp_path / "fixed", split="fixed")
+    fixed = [data.load_prepared(tmp_path / "fixed", spec, seed) for seed in (0, 1)]
+    assert len(fixed[0].splits) == 1020 and (fixed[0].splits >= 0).all()  # only the split's images are decoded
+    assert np.array_equal(fixed[0].splits, fixed[1].splits) and np.array_equal(fixed[0].labels, fixed[1].labels)
+
+
 def test_unreadable_image_names_its_path(tmp_path):
     root = tmp_path / "imgs"
     for cls in ("a", "b"):

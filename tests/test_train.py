@@ -1,11 +1,17 @@
 """The training cell on a tiny dataset: fastai's own fine_tune, its history, determinism, and weight loading."""
 
+import math
 import os
 import subprocess
 import sys
+import warnings
 
+import numpy as np
 import pytest
 import torch
+from fastai.callback.core import Callback
+from fastai.callback.fp16 import MixedPrecision
+from fastai.vision.core import imagenet_stats
 
 from epochbench import data, train
 
@@ -66,9 +72,9 @@ def test_head_only_follows_fine_tunes_schedule_with_the_body_frozen(tiny_data, m
     trained = {}
     real_train_strategy = train.train_strategy
 
-    def spy(learn, strategy, n, fine_tune_args):
+    def spy(learn, strategy, n, fine_tune_args, from_scratch_lr=None):
         before = body_parameters(learn)
-        real_train_strategy(learn, strategy, n, fine_tune_args)
+        real_train_strategy(learn, strategy, n, fine_tune_args, from_scratch_lr)
         trained[strategy] = (before, body_parameters(learn))
 
     monkeypatch.setattr(train, "train_strategy", spy)
@@ -81,19 +87,144 @@ def test_head_only_follows_fine_tunes_schedule_with_the_body_frozen(tiny_data, m
     assert final["strategy"] == "head_only" and final["epochs_trained"] == 3
 
 
-def test_from_scratch_is_one_cycle_of_n_epochs_without_the_source_weights(tiny_data, tmp_path, monkeypatch):
+class OptimizerStateAtFit(Callback):
+    """Whether Adam's moments are there when each fit starts (fastai's unfreeze() clears them)."""
+
+    def __init__(self):
+        self.has_state = []
+
+    def before_fit(self):
+        self.has_state.append(any("sqr_avg" in state for state in self.opt.state.values()))
+
+
+@pytest.mark.parametrize("strategy", ["fine_tune", "head_only"])
+def test_optimizer_state_is_cleared_between_the_two_fits(tiny_data, monkeypatch, strategy):
+    probe = OptimizerStateAtFit()
+    real_make_learner = train.make_learner
+    monkeypatch.setattr(train, "make_learner", lambda *a, **k: real_make_learner(*a, **{**k, "cbs": [*k["cbs"], probe]}))
+    train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=FT, strategy=strategy,
+                     batch_size=16)
+    assert probe.has_state == [False, False]
+
+
+def test_from_scratch_trains_fine_tunes_epochs_at_its_own_rate_without_the_source_weights(tiny_data, tmp_path,
+                                                                                          monkeypatch):
     weights = tmp_path / "body.pt"
     train.pretrain_body(tiny_data, "test_resnet", weights, epochs=1, lr=1e-3, batch_size=16)
     used = []
     real_make_learner = train.make_learner
-    monkeypatch.setattr(train, "make_learner", lambda *a, **k: used.append(a[3]) or real_make_learner(*a, **k))
+    monkeypatch.setattr(train, "make_learner", lambda *a, **k: used.append((a[3], k["normalize_as"]))
+                        or real_make_learner(*a, **k))
     rows, _, final = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained=str(weights),
-                                      fine_tune_args=FT, strategy="from_scratch", batch_size=16)
-    assert used == ["none"]
-    assert [(r["fit"], r["phase"], r["epoch"]) for r in rows] == [(1, "unfrozen", 1), (1, "unfrozen", 2)]
-    assert max(r["lr"] for r in rows) <= FT["base_lr"] and final["epochs_trained"] == 2
+                                      fine_tune_args=FT, strategy="from_scratch", batch_size=16, from_scratch_lr=5e-3)
+    assert used == [("none", None)]
+    # freeze_epochs + n = 3 epochs, as many as fine_tune(2) trains, in one one-cycle fit at from_scratch_lr.
+    assert [(r["fit"], r["phase"], r["epoch"]) for r in rows] == [(1, "unfrozen", e) for e in (1, 2, 3)]
+    assert FT["base_lr"] < max(r["lr"] for r in rows) <= 5e-3 and final["epochs_trained"] == 3
+    assert final["epochs_trained"] == train.epochs_trained(2, FT)
     with pytest.raises(ValueError, match="strategy: 'probe'"):
         train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=FT, strategy="probe")
+
+
+def test_from_scratch_gets_imagenet_normalize_beside_imagenet_runs(tiny_data, monkeypatch):
+    used = []
+    real_make_learner = train.make_learner
+    monkeypatch.setattr(train, "make_learner", lambda *a, **k: used.append((a[3], k["normalize_as"]))
+                        or real_make_learner(*a, **k))
+    train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="imagenet", fine_tune_args=FT,
+                     strategy="from_scratch", batch_size=16)
+    assert used == [("none", "imagenet")]
+    learn = real_make_learner("test_resnet", train.make_dataloaders(data.load_prepared(tiny_data), 16, "cpu"), 3,
+                              "none", normalize_as="imagenet")
+    normalize = [t for t in learn.dls.valid.after_batch.fs if type(t).__name__ == "Normalize"]
+    assert len(normalize) == 1
+    assert normalize[0].mean.flatten().tolist() == pytest.approx(list(imagenet_stats[0]))
+    plain = real_make_learner("test_resnet", train.make_dataloaders(data.load_prepared(tiny_data), 16, "cpu"), 3,
+                              "none")
+    assert not [t for t in plain.dls.valid.after_batch.fs if type(t).__name__ == "Normalize"]
+
+
+class CPUMixedPrecision(MixedPrecision):
+    """fastai's MixedPrecision with its autocast on the CPU (fastai's own opens a CUDA autocast, inert here)."""
+
+    def before_fit(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fastai's CUDA GradScaler/autocast warn without a GPU
+            super().before_fit()
+        self.autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def test_test_metrics_run_under_the_validations_autocast(tiny_data):
+    """Scoring the validation split as a test split, under bf16 autocast, gives fastai's own validation numbers."""
+    train.seed_everything(0, 1)
+    _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu")
+    learn.remove_cb(history)
+    precision = CPUMixedPrecision(amp_mode="bf16")
+    learn.add_cb(precision)
+    with learn.no_bar(), learn.no_logging():
+        valid_loss, valid_accuracy = learn.validate()  # runs MixedPrecision's before_batch/after_loss per batch
+    precision.before_fit()  # its autocast, as it stands during a fit's after_epoch, where the test pass runs
+    history.learn, history.test_dl = learn, learn.dls.valid
+    test_loss, test_accuracy = history.evaluate_test()
+    assert test_loss == pytest.approx(float(valid_loss), rel=1e-6)
+    assert test_accuracy == pytest.approx(float(valid_accuracy))
+    # In full precision the same weights give another loss: the check above can tell the two apart.
+    learn.remove_cb(precision)
+    history.learn = learn
+    full_precision_loss, _ = history.evaluate_test()
+    assert abs(full_precision_loss - float(valid_loss)) > 1e-5 * float(valid_loss)
+
+
+class BatchLosses(Callback):
+    order = train.EpochHistory.order + 1
+
+    def __init__(self):
+        self.losses = []
+
+    def after_batch(self):
+        if self.training:
+            self.losses.append((float(self.loss), len(self.yb[0])))
+
+
+def test_history_records_the_epoch_mean_training_loss_beside_fastais_smoothed_one(tiny_data):
+    train.seed_everything(0, 1)
+    _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu")
+    batches = BatchLosses()
+    learn.add_cb(batches)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2, 1e-3)
+    per_epoch = len(batches.losses) // 2
+    for epoch, row in enumerate(history.rows):
+        losses = batches.losses[epoch * per_epoch:(epoch + 1) * per_epoch]
+        expected = sum(loss * bs for loss, bs in losses) / sum(bs for _, bs in losses)
+        assert row["train_loss_epoch"] == pytest.approx(expected)
+    assert history.rows[1]["train_loss_epoch"] != pytest.approx(history.rows[1]["train_loss"])
+
+
+def test_test_split_scored_only_at_the_end_unless_asked(tiny_data):
+    every, _, final_every = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none",
+                                             fine_tune_args=FT, batch_size=16)
+    last, _, final_last = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none",
+                                           fine_tune_args=FT, batch_size=16, test_every_epoch=False)
+    assert all(math.isnan(r["test_accuracy"]) for r in last[:-1]) and not math.isnan(last[-1]["test_accuracy"])
+    # Skipping the test passes changes nothing else: same training, same final numbers.
+    assert final_last == final_every
+    assert [r["valid_loss"] for r in last] == [r["valid_loss"] for r in every]
+
+
+def test_cells_of_one_replicate_share_its_split_across_n_and_strategies(tmp_path, monkeypatch):
+    spec = dict(name="digits", classes=["0", "1", "2"], train_size=48, label_noise=0.2, valid_fraction=0.15,
+                test_fraction=0.15, split_seed=0)
+    data.prepare_dataset(spec, 16, tmp_path, split="per_seed")
+    seen = []
+    real_load = train.load_prepared
+    monkeypatch.setattr(train, "load_prepared", lambda *a: seen.append(real_load(*a)) or seen[-1])
+    for n, strategy, seed in [(1, "fine_tune", 3), (2, "head_only", 3), (1, "fine_tune", 4)]:
+        _, _, final = train.train_cell(tmp_path, "test_resnet", n, seed=seed, pretrained="none", fine_tune_args=FT,
+                                       strategy=strategy, batch_size=16, dataset=spec)
+        assert final["n_train"] == 48
+    assert np.array_equal(seen[0].splits, seen[1].splits) and np.array_equal(seen[0].labels, seen[1].labels)
+    assert not np.array_equal(seen[0].splits, seen[2].splits)
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tiny_data):
