@@ -23,6 +23,10 @@ def main(workdir, config_path, threads=None, max_cells=None):
     """Loop over the grid with `threads` torch threads (default: torch's own choice), at most `max_cells` cells."""
     threads = int(threads) if threads else torch.get_num_threads()
     config = yaml.safe_load(open(config_path))
+    # The schema's defaults (split_seed, the split mode, ...), as the pipeline fills them.
+    from snakemake.utils import validate
+
+    validate(config, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"))
     results = f"{workdir}/results/{config['experiment']}"
     cells = []
     for arch in config["architectures"]:
@@ -33,7 +37,8 @@ def main(workdir, config_path, threads=None, max_cells=None):
                 _, _, final = train_cell(
                     f"{results}/data/target", arch, n, seed, pretrained=f"{results}/pretrained/{arch}.pt",
                     fine_tune_args=config.get("fine_tune", {}), batch_size=config.get("batch_size", 64),
-                    threads=threads, device="cpu",
+                    threads=threads, device="cpu", dataset=config["dataset"],
+                    test_every_epoch=n == config["max_epochs"],
                 )
                 cells.append(final)
     print(json.dumps(dict(wall_seconds=time.time() - START, threads=threads, cells=cells)))

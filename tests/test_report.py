@@ -10,37 +10,56 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "reports" / "templates" / "report.html.j2"
 
 
-def test_verdict_text_for_overfitting_and_for_none():
-    point = pd.Series(dict(max_n=8, chosen_n=3, best_n=4, seeds=3, best_valid_accuracy=0.8, valid_accuracy_at_max_n=0.7,
-                           chosen_test_accuracy=0.78, chosen_test_ci_low=0.75, chosen_test_ci_high=0.81,
-                           overfits_within_max_n=True, within_run_best_epoch=6, within_run_agrees=False))
-    text = report.verdict(point)
-    assert "peaks at n = 4 (80.0% mean over seeds) and is 70.0% at n = 8" in text
-    assert "one-standard-error rule picks it" in text and "n = 3" in text
-    assert "78.0% (95% CI 75.0% to 81.0%, 3 seeds)" in text
-    assert "peaks at epoch 6: not the n-sweep's best n = 4" in text
-    rising = point.copy()
-    rising.update(dict(best_n=8, chosen_n=8, overfits_within_max_n=False, within_run_best_epoch=8, within_run_agrees=True))
-    assert "No overfitting within N = 8" in report.verdict(rising)
+def comparison_rows(arch="netA"):
+    return pd.DataFrame(dict(architecture=arch, n=[1, 2, 3, 4], p_best=[0.0, 0.6, 0.3, 0.1],
+                             verdict=["worse", "best", "equivalent", "worse"]))
+
+
+def overfitting_point(**overrides):
+    point = dict(architecture="netA", max_n=4, chosen_n=2, best_n=2, replicates=8, best_valid_accuracy=0.8,
+                 valid_accuracy_at_max_n=0.77, decline_at_max_n=-0.03, p_value_holm_at_max_n=0.0123, overfits=True,
+                 chosen_test_accuracy=0.78, chosen_test_ci_low=0.75, chosen_test_ci_high=0.81, selection_optimism=0.004,
+                 selection_optimism_ci_low=-0.002, selection_optimism_ci_high=0.01, within_run_best_epoch=3,
+                 verdict="from decisions")
+    point.update(overrides)
+    return pd.Series(point)
+
+
+def test_answer_states_the_decline_with_its_adjusted_p_and_what_varied():
+    box = report.answer(overfitting_point(), comparison_rows(), {"split": "per_seed"})
+    assert box["decline"] == "Accuracy falls from 80.0% at n = 2 to 77.0% at n = 4 (-3.0 points, Holm-adjusted p = 0.0123)."
+    assert box["test"] == "78.0%" and box["test_ci"] == "75.0% to 81.0%"
+    assert box["varied"] == ("95% t-interval over replicates: each drew its own training seed, split and label noise, "
+                             "8 replicates")
+    assert [b["p"] for b in box["p_best"]] == ["0.00", "0.60", "0.30", "0.10"]
+    assert box["exact"] == ""  # 8 replicates can reach p < 0.05 with a sign-flip test
+    assert "epoch 3" in box["within"] and box["verdict"] == "from decisions"
+    fixed = report.answer(overfitting_point(overfits=False, replicates=3), comparison_rows(), {"split": "fixed"})
+    assert fixed["decline"] == "No resolved decline within N = 4 with 3 replicates."
+    assert "over training seeds, on one split" in fixed["varied"]
+    assert "cannot reach p < 0.05 at all" in fixed["exact"]
 
 
 def minimal_context(evil: str) -> dict:
     return dict(
         experiment=evil, config_hash="abc", cells=1, seeds=[0], max_n=1, architectures=[evil], dataset="folder",
-        pretrained=evil, answers=[dict(architecture=evil, verdict=evil, statistical_verdict=evil, selection_gap=evil,
-                                       chosen_n=1, best_n=1, test="1%", test_ci="",
-                                       best_valid="1%", within_run_epoch="1")],
+        pretrained=evil, answers=[dict(architecture=evil, verdict=evil, decline=evil, varied=evil, rule=evil,
+                                       optimism=evil, within=evil, exact=evil, chosen_n=1, best_n=1, test="1%",
+                                       test_ci="", p_best=[dict(n=1, p="1.00", width="100")])],
+        margin="1", varied=evil,
         figures=[dict(name=evil, src="data:image/png;base64,AAAA", caption=evil)],
         strategy_names=[evil], strategy_answers=[evil],
-        strategies=[dict(strategy=evil, architecture=evil, n=1, seeds=1, mean="1", fine_tune="1", diff="0", diff_ci=evil,
-                         p="0", verdict=evil)],
+        strategies=[dict(strategy=evil, architecture=evil, n=1, replicates=1, mean="1", fine_tune="1", diff="0",
+                         diff_ci=evil, p="0", verdict=evil)],
         early_stopping=[dict(architecture=evil, rule=evil, seeds=1, stopped="0%", stop="1", kept="1", epochs="1",
                              test="1%", test_ci=evil)],
         cite=dict(text=evil, bibtex=evil),
         summary=[dict(strategy=evil, architecture=evil, n=1, metric="valid_accuracy", seeds=1, mean="1", std="–", ci_low="–",
                       ci_high="–")],
-        comparison=[dict(architecture=evil, n=1, seeds=1, mean="1", boot=evil, p_beats_best="best", diff="", same="yes")],
-        data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8),
+        comparison=[dict(architecture=evil, n=1, replicates=1, mean="1", ci=evil, diff="", p="–", p_flip="–",
+                         p_equivalence="–", p_best="1.00", verdict=evil)],
+        data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8, images=3,
+                  split=evil, notes=[evil]),
         training_time=dict(summary=evil, cells=[dict(strategy=evil, architecture=evil, n=1, seed=0, wall="1", epochs="1",
                                                      overhead="0", share="0%", ips="1")]),
         times=[dict(rule=evil, jobs=1, total="1", mean="1", max="1", share="100%")],
@@ -58,10 +77,21 @@ def test_user_strings_are_escaped():
 
 def test_strategy_sentences_count_the_verdicts():
     table = pd.DataFrame(dict(strategy=["head_only"] * 3, architecture=["netA"] * 3, n=[1, 2, 3],
-                              verdict=["worse than fine_tune", "worse than fine_tune", "indistinguishable"]))
-    assert report.strategy_answers(table) == [
-        "netA, head_only: indistinguishable at 1 of 3 n, worse than fine_tune at 2 of 3 n "
-        "(test accuracy, paired bootstrap 95%)."]
+                              verdict=["worse", "worse", "unresolved"]))
+    assert report.strategy_answers(table, 0.01) == [
+        "netA, head_only (does unfreezing the body help?): worse than fine_tune at 2 of 3 n, not resolved at 1 of 3 n "
+        "(test accuracy, paired t-test Holm-adjusted over the whole table; equivalent means within ±1 points by TOST)."]
+
+
+def test_data_notes_disclose_overlaps():
+    digits = {"dataset": {"name": "digits"}, "pretrained": "source",
+              "source": {"dataset": {"name": "digits", "classes": ["4", "5"]}}}
+    notes = report.data_notes(digits)
+    assert any("13 people" in note for note in notes)
+    assert any("pretrained on other classes of the same digits data (4, 5)" in note for note in notes)
+    pets = report.data_notes({"dataset": {"name": "pets"}, "pretrained": "imagenet"})
+    assert len(pets) == 1 and "ImageNet-1k" in pets[0]
+    assert report.data_notes({"dataset": {"name": "folder"}, "pretrained": "imagenet"}) == []
 
 
 def test_citation_block_names_experiment_config_and_commit():
