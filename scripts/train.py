@@ -23,8 +23,11 @@ spec = dict(
         num_workers=params.num_workers,
         dataset=params.dataset,
         from_scratch_lr=params.from_scratch["lr"],
-        # Only the longest fine_tune runs' per-epoch test metrics are read (early stopping).
-        test_every_epoch=snakemake.wildcards.strategy == "fine_tune" and int(snakemake.wildcards.n) == params.max_n,  # noqa: F821
+        # Only the longest fine_tune runs' per-epoch test metrics are read (early stopping). Not a
+        # param on purpose: scoring changes no number of the cell, and raising N must not rerun
+        # the finished fine_tune(old N) cells.
+        test_every_epoch=(snakemake.wildcards.strategy == "fine_tune"  # noqa: F821
+                          and int(snakemake.wildcards.n) == snakemake.config["max_epochs"]),  # noqa: F821
     ),
     history=snakemake.output.history,  # noqa: F821
     epoch_seconds=snakemake.output.epoch_seconds,  # noqa: F821

@@ -29,6 +29,5 @@ rule train:
         num_workers=config["num_workers"],
         dataset=config["dataset"],
         from_scratch=config["from_scratch"],
-        max_n=config["max_epochs"],
     script:
         "../../scripts/train.py"
