@@ -113,52 +113,58 @@ def p_best(table: np.ndarray, resamples: int = P_BEST_RESAMPLES, seed: int = 0) 
     return np.bincount(winners, minlength=table.shape[1]) / resamples
 
 
-def compare_epochs(table: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN, alpha: float = ALPHA) -> pd.DataFrame:
-    """Every n against the best-by-mean n, paired over replicates: one row per n with its verdict.
+def compare_epochs(tables: dict, margin: float = EQUIVALENCE_MARGIN, alpha: float = ALPHA) -> pd.DataFrame:
+    """Every n against the best-by-mean n of its architecture, paired over replicates: one row per (architecture, n).
 
-    `table` is replicates x n (one metric, e.g. validation accuracy); only
-    replicates present at every n are used. Columns: replicates, mean and its
-    t-interval, best_n, difference to the best and its standard error,
-    p_value (paired t, unadjusted), p_value_holm (within all pairs of n),
-    p_sign_flip (exact), p_equivalence_holm (TOST), p_best, verdict.
+    `tables` maps each architecture to its replicates x n table of one
+    metric (validation accuracy); only replicates present at every n count.
+    The report's comparisons are one family: Holm runs over every pair of n
+    of every architecture at once, and over every TOST, so that the chance
+    of any false "worse" or "equivalent" in the whole table stays below alpha.
+    Columns: architecture, n, replicates, mean and its t-interval, best_n,
+    p_best, difference to the best and its standard error, p_value (paired t,
+    unadjusted), p_value_holm, p_sign_flip (exact), p_equivalence_holm, verdict.
     """
-    table = table.dropna()
-    ns = np.asarray(table.columns, int)
-    values = table.to_numpy(float)
-    k, size = values.shape
-    means = values.mean(axis=0)
-    best = int(np.argmax(means))  # the first, i.e. smallest, n on ties
-    pairs = [(i, j) for i in range(size) for j in range(i + 1, size)]
-    pair_p, _ = paired_t(np.array([values[:, i] - values[:, j] for i, j in pairs]) if pairs else np.zeros((0, k)))
-    pair_holm = dict(zip(pairs, holm(pair_p)))
-    others = [i for i in range(size) if i != best]
-    differences = (values[:, others] - values[:, [best]]).T
-    p_raw, se = paired_t(differences) if others else (np.array([]), np.array([]))
-    p_equivalence = holm(tost_p(differences, margin)) if others else np.array([])
-    p_flip = sign_flip_p(differences) if others and k > 1 else np.full(len(others), np.nan)
-    chance = p_best(values)
-    rows = []
-    for i in range(size):
-        mean, low, high = t_interval(values[:, i])
-        row = dict(n=int(ns[i]), replicates=k, mean=mean, ci_low=low, ci_high=high, best_n=int(ns[best]),
-                   p_best=chance[i])
-        if i == best:
-            row.update(difference=0.0, difference_se=0.0, p_value=np.nan, p_value_holm=np.nan, p_sign_flip=np.nan,
-                       p_equivalence_holm=np.nan, verdict="best")
-        else:
-            at = others.index(i)
-            adjusted = pair_holm[(min(i, best), max(i, best))]
-            if adjusted < alpha and means[i] < means[best]:
-                verdict = "worse"
-            elif p_equivalence[at] < alpha:
-                verdict = "equivalent"
-            else:
-                verdict = "unresolved"
-            row.update(difference=means[i] - means[best], difference_se=se[at], p_value=p_raw[at],
-                       p_value_holm=adjusted, p_sign_flip=p_flip[at], p_equivalence_holm=p_equivalence[at],
-                       verdict=verdict)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    parts = []
+    for arch, table in tables.items():
+        table = table.dropna()
+        values = table.to_numpy(float)
+        k, size = values.shape
+        means = values.mean(axis=0)
+        best = int(np.argmax(means))  # the first, i.e. smallest, n on ties
+        pairs = [(i, j) for i in range(size) for j in range(i + 1, size)]
+        pair_p, _ = paired_t(np.array([values[:, i] - values[:, j] for i, j in pairs]) if pairs else np.zeros((0, k)))
+        others = [i for i in range(size) if i != best]
+        differences = (values[:, others] - values[:, [best]]).T if others else np.zeros((0, k))
+        p_raw, se = paired_t(differences)
+        rows = pd.DataFrame(dict(architecture=arch, n=np.asarray(table.columns, int), replicates=k, mean=means,
+                                 best_n=int(table.columns[best]), p_best=p_best(values),
+                                 difference=means - means[best], difference_se=0.0, p_value=np.nan,
+                                 p_sign_flip=np.nan, p_equivalence=np.nan, is_best=np.arange(size) == best))
+        intervals = np.array([t_interval(values[:, i])[1:] for i in range(size)]).reshape(size, 2)
+        rows["ci_low"], rows["ci_high"] = intervals[:, 0], intervals[:, 1]
+        rows.loc[others, "difference_se"] = se
+        rows.loc[others, "p_value"] = p_raw
+        rows.loc[others, "p_equivalence"] = tost_p(differences, margin)
+        if others and k > 1:
+            rows.loc[others, "p_sign_flip"] = sign_flip_p(differences)
+        parts.append((rows, best, pairs, pair_p))
+    adjusted = iter(holm(np.concatenate([pair_p for *_, pair_p in parts])))
+    comparison = []
+    for rows, best, pairs, _ in parts:
+        pair_holm = {pair: next(adjusted) for pair in pairs}
+        rows["p_value_holm"] = [np.nan if i == best else pair_holm[(min(i, best), max(i, best))]
+                                for i in range(len(rows))]
+        comparison.append(rows)
+    comparison = pd.concat(comparison, ignore_index=True)
+    comparison["p_equivalence_holm"] = holm(comparison.pop("p_equivalence"))
+    comparison["verdict"] = np.select(
+        [comparison.pop("is_best"), (comparison["p_value_holm"] < alpha) & (comparison["difference"] < 0),
+         comparison["p_equivalence_holm"] < alpha],
+        ["best", "worse", "equivalent"], "unresolved")
+    columns = ["architecture", "n", "replicates", "mean", "ci_low", "ci_high", "best_n", "p_best", "difference",
+               "difference_se", "p_value", "p_value_holm", "p_sign_flip", "p_equivalence_holm", "verdict"]
+    return comparison[columns]
 
 
 def one_standard_error_choice(comparison: pd.DataFrame) -> int:
@@ -183,12 +189,10 @@ def paired_matrix(finals: pd.DataFrame, metric: str, where: dict) -> pd.DataFram
 
 
 def compare_all_epochs(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> pd.DataFrame:
-    """`compare_epochs` on validation accuracy for every architecture of the sweep."""
+    """`compare_epochs` on validation accuracy for every architecture of the sweep, as one family."""
     sweep = fine_tune_only(finals)
-    parts = [compare_epochs(paired_matrix(sweep, "valid_accuracy", {"architecture": arch}), margin)
-             .assign(architecture=arch) for arch in sweep["architecture"].unique()]
-    comparison = pd.concat(parts, ignore_index=True)
-    return comparison[["architecture"] + [c for c in comparison.columns if c != "architecture"]]
+    return compare_epochs({arch: paired_matrix(sweep, "valid_accuracy", {"architecture": arch})
+                           for arch in sweep["architecture"].unique()}, margin)
 
 
 def selection_optimism(valid: pd.DataFrame, test: pd.DataFrame, best_n: int) -> tuple:

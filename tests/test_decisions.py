@@ -86,7 +86,7 @@ def test_a_clear_decline_is_worse_and_overfits():
     base = rng.normal(0.70, 0.02, (8, 1))
     table = pd.DataFrame(base + np.array([-0.06, -0.02, 0.0, 0.0, -0.04]) + rng.normal(0, 0.001, (8, 5)),
                          columns=[1, 2, 3, 4, 5])
-    compared = decisions.compare_epochs(table).set_index("n")
+    compared = decisions.compare_epochs({"a": table}).set_index("n")
     assert compared.loc[5, "verdict"] == "worse" and compared.loc[1, "verdict"] == "worse"
     assert compared.loc[compared["verdict"] == "best"].index[0] in (3, 4)
     assert set(compared.loc[[3, 4], "verdict"]) == {"best", "equivalent"}
@@ -106,7 +106,7 @@ def test_a_clear_decline_is_worse_and_overfits():
 
 def test_three_replicates_resolve_nothing_in_a_noisy_curve():
     table = pd.DataFrame({1: [0.70, 0.72, 0.69], 2: [0.72, 0.71, 0.73], 3: [0.705, 0.715, 0.72]})
-    compared = decisions.compare_epochs(table)
+    compared = decisions.compare_epochs({"a": table})
     assert set(compared["verdict"]) == {"best", "unresolved"}
     point = decisions.analyze(finals_from(table))["overfitting"].iloc[0]
     assert not point["overfits"]
@@ -118,11 +118,11 @@ def test_one_standard_error_choice_uses_the_paired_difference():
     # n = 1 trails n = 2 by exactly 0.01 in every replicate but one: its paired SE is tiny, so although the
     # replicates spread widely (unpaired SEM ~ 0.03), n = 1 is not within one SE of the best.
     table = pd.DataFrame({1: [0.60, 0.70, 0.80, 0.651], 2: [0.61, 0.71, 0.81, 0.66]})
-    compared = decisions.compare_epochs(table)
+    compared = decisions.compare_epochs({"a": table})
     assert decisions.one_standard_error_choice(compared) == 2
     # Noisier pairing: the difference is within one SE, and the cheaper n wins.
     table = pd.DataFrame({1: [0.60, 0.72, 0.79, 0.66], 2: [0.61, 0.71, 0.81, 0.66]})
-    assert decisions.one_standard_error_choice(decisions.compare_epochs(table)) == 1
+    assert decisions.one_standard_error_choice(decisions.compare_epochs({"a": table})) == 1
 
 
 def test_selection_optimism_removes_the_fixed_valid_test_offset():
@@ -163,11 +163,21 @@ def test_null_experiments_rarely_claim_worse_or_overfitting(k, max_n):
     rng = np.random.default_rng(1000 * k + max_n)
     any_worse = overfits = 0
     for _ in range(SIMULATIONS):
-        compared = decisions.compare_epochs(simulated_table(rng, k, np.zeros(max_n)))
+        compared = decisions.compare_epochs({"a": simulated_table(rng, k, np.zeros(max_n))})
         any_worse += (compared["verdict"] == "worse").any()
         overfits += compared["verdict"].iloc[-1] == "worse"
     assert any_worse / SIMULATIONS <= ALPHA + TOLERANCE
     assert overfits / SIMULATIONS <= ALPHA + TOLERANCE
+
+
+def test_null_experiments_with_two_architectures_rarely_claim_anything_in_the_whole_table():
+    """The report compares every architecture's n at once: one family, one false-claim budget."""
+    rng = np.random.default_rng(8)
+    claims = 0
+    for _ in range(SIMULATIONS):
+        tables = {arch: simulated_table(rng, 8, np.zeros(6)) for arch in ("a", "b")}
+        claims += (decisions.compare_epochs(tables)["verdict"] == "worse").any()
+    assert claims / SIMULATIONS <= ALPHA + TOLERANCE
 
 
 def test_null_experiments_of_the_old_rule_claimed_too_often():
@@ -186,7 +196,7 @@ def test_equivalence_is_rarely_claimed_for_differences_at_the_margin():
     """Every other n is exactly one margin (1 point) below n = 1: 'equivalent' would be a false claim."""
     rng = np.random.default_rng(11)
     for k in (5, 10):
-        claims = sum((decisions.compare_epochs(simulated_table(rng, k, np.r_[0.0, -np.ones(5)]))["verdict"]
+        claims = sum((decisions.compare_epochs({"a": simulated_table(rng, k, np.r_[0.0, -np.ones(5)])})["verdict"]
                       == "equivalent").any() for _ in range(SIMULATIONS))
         assert claims / SIMULATIONS <= ALPHA + TOLERANCE
 
@@ -195,7 +205,7 @@ def test_a_real_decline_is_found_with_ten_replicates():
     """Flat to n = 4, then 3 points down by n = N = 6, cell noise 1.5 points: 'overfits' in at least 80%."""
     rng = np.random.default_rng(12)
     true_means = [0, 0, 0, 0, -1.5, -3.0]
-    found = sum(decisions.compare_epochs(simulated_table(rng, 10, true_means, cell_noise=1.5))["verdict"].iloc[-1]
+    found = sum(decisions.compare_epochs({"a": simulated_table(rng, 10, true_means, cell_noise=1.5)})["verdict"].iloc[-1]
                 == "worse" for _ in range(SIMULATIONS))
     assert found / SIMULATIONS >= 0.80
 
