@@ -7,53 +7,94 @@ a per-device lock file. The kernel drops the lock when the process ends, so a
 killed job never leaves a device claimed. Lock files are named after the
 device's UUID, not its index: under a cluster scheduler every job may see its
 own GPU as `cuda:0`.
+
+Lock files live in this user's private folder (`epochbench.userdir`), so no
+other user can create, hold or block them: claims share the GPUs among one
+user's jobs. The claim is held on a descriptor that no other process keeps:
+it is close-on-exec, and closed in every forked child (DataLoader workers are
+forks), because a `flock` lasts as long as any copy of its descriptor. Without
+that, a killed job's claim would outlive it in its workers.
 """
 
 import fcntl
 import logging
 import os
-import tempfile
 import time
+import weakref
 from pathlib import Path
+
+from .userdir import user_dir
 
 log = logging.getLogger("epochbench")
 
-LOCK_DIR = Path(os.environ.get("EPOCHBENCH_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "epochbench-gpu-locks"))
+
+def default_lock_dir() -> Path:
+    """Where the claims' lock files live: `EPOCHBENCH_GPU_LOCK_DIR`, else this user's private folder."""
+    override = os.environ.get("EPOCHBENCH_GPU_LOCK_DIR")
+    return Path(override) if override else user_dir() / "gpu-locks"
 
 
 class DeviceClaim:
     """An exclusive claim on one device, held until `release()` or the end of the process."""
 
-    def __init__(self, index: int, key: str, handle):
-        self.index, self.key, self._handle = index, key, handle
+    def __init__(self, index: int, key: str, fd: int):
+        self.index, self.key, self._fd = index, key, fd
+        _held.add(self)
 
     def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def _drop_in_child(self) -> None:
+        # Close the child's copy only: LOCK_UN here would release the parent's claim too.
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
-def claim_device(keys: list, lock_dir=LOCK_DIR, timeout: float = 3600.0, poll: float = 1.0) -> DeviceClaim:
+_held = weakref.WeakSet()  # every claim of this process, for the fork hook below
+
+
+def _drop_claims_in_child() -> None:
+    for claim in list(_held):
+        claim._drop_in_child()
+
+
+os.register_at_fork(after_in_child=_drop_claims_in_child)
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError as err:
+        raise PermissionError(f"{path}: cannot open the GPU claim file ({err.strerror}); "
+                              f"set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own") from None
+
+
+def claim_device(keys: list, lock_dir=None, timeout: float = 3600.0, poll: float = 1.0) -> DeviceClaim:
     """Claim the first free device among `keys` (one stable name per visible device), waiting while all are taken."""
     if not keys:
         raise ValueError("no devices to claim")
-    lock_dir = Path(lock_dir)
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except PermissionError as err:
+        raise PermissionError(f"{lock_dir}: cannot create the GPU claims folder ({err.strerror}); "
+                              f"set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own") from None
     deadline = time.monotonic() + timeout
     while True:
         for index, key in enumerate(keys):
-            handle = open(lock_dir / f"{key}.lock", "a+")  # noqa: SIM115  (kept open while the claim lasts)
+            fd = _open_lock(lock_dir / f"{key}.lock")
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.close()
+                os.close(fd)
                 continue
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")  # for a person looking at who holds it
-            handle.flush()
-            return DeviceClaim(index, key, handle)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for a person looking at who holds it
+            return DeviceClaim(index, key, fd)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{lock_dir}: every device ({', '.join(keys)}) stayed claimed for {timeout:.0f} s")
         time.sleep(poll)

@@ -3,7 +3,7 @@
 import glob
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,8 +18,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
+    tmp = _create_temporary(path)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -27,9 +26,26 @@ def atomic_path(path):
         Path(tmp).unlink(missing_ok=True)
         raise
     # A job killed mid-write (SIGKILL runs no cleanup) leaves its temporary file behind;
-    # the write that replaces it removes it. mkstemp's names have 8 random characters.
+    # the write that replaces it removes it. The temporary names have 8 random characters.
     for stale in path.parent.glob(f".{glob.escape(path.stem)}.{'?' * 8}.tmp{glob.escape(path.suffix)}"):
         stale.unlink(missing_ok=True)
+
+
+def _create_temporary(path: Path) -> str:
+    """Create an empty, new file beside `path` with the mode a plain open() gives under the umask.
+
+    Not tempfile.mkstemp: it creates mode 0600 whatever the umask, and the
+    rename would carry that onto the output, leaving reports and tables readable
+    by their owner alone. Asking for 0666 lets the kernel apply the umask (and a
+    folder's default ACL) exactly as it does for open(path, "w").
+    """
+    while True:
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+        except FileExistsError:
+            continue
+        return str(tmp)
 
 
 def write_text(path, text: str) -> None:

@@ -90,7 +90,9 @@ def _metric_vs_n(ax, finals, summary, metric, arch):
         seeds = finals[finals["architecture"] == arch]
         sns.lineplot(data=rows, x="n", y="mean", color=color, marker="o", label=split, ax=ax)
         ax.fill_between(rows["n"], rows["ci_low"], rows["ci_high"], color=color, alpha=0.2, linewidth=0)
-        ax.scatter(_jitter(seeds["n"]), seeds[column], s=10, color=color, alpha=0.5, linewidths=0)
+        # The id names the points in the SVG, for readers' tools and tests/test_outputs.py.
+        ax.scatter(_jitter(seeds["n"]), seeds[column], s=10, color=color, alpha=0.5, linewidths=0,
+                   gid=f"seeds-{arch}-{split}")
     ax.set_title(arch)
     ax.set_xlabel("n (epochs of fine_tune(n))")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -134,7 +136,8 @@ def plot_within_run(curve, summary, points, out_stem) -> list:
         sns.lineplot(data=rows, x="epoch", y="mean", marker="o", color="#2ca02c", label=f"within fine_tune({max_n})", ax=ax)
         ax.fill_between(rows["epoch"], rows["ci_low"], rows["ci_high"], color="#2ca02c", alpha=0.2, linewidth=0)
         sweep = summary[(summary["architecture"] == arch) & (summary["metric"] == "valid_accuracy")]
-        ax.scatter(sweep["n"], sweep["mean"], color=SPLIT_COLORS["valid"], s=18, zorder=3, label="end of fine_tune(n)")
+        ax.scatter(sweep["n"], sweep["mean"], color=SPLIT_COLORS["valid"], s=18, zorder=3, label="end of fine_tune(n)",
+                   gid=f"sweep-{arch}")
         _label_panel(ax, arch, "epoch e of fine_tune(N)  /  n of fine_tune(n)", "validation accuracy")
     return save_figure(fig, out_stem)
 

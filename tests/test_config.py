@@ -8,6 +8,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from conftest import snakemake
 from epochbench.config import ConfigError, canonical, check_config, config_hash, schema_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,11 +106,28 @@ def test_snakemake_stops_on_bad_config_before_any_job(name, mutate, expected, tm
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
 
 
+def reversed_keys(value):
+    """The same config with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    return value
+
+
 def test_key_order_does_not_change_the_canonical_config():
     config = with_defaults(base_config())
-    reordered = with_defaults(yaml.safe_load(yaml.safe_dump(base_config(), sort_keys=True)))
-    assert list(canonical(config)["dataset"]) == list(canonical(reordered)["dataset"])
-    assert canonical(config) == canonical(reordered)
+    reordered = with_defaults(reversed_keys(base_config()))
+    assert list(config) != list(reordered) and list(config["dataset"]) != list(reordered["dataset"])
+    # Compared as YAML text: dict equality would ignore the very order in question.
+    assert yaml.safe_dump(canonical(config), sort_keys=False) == yaml.safe_dump(canonical(reordered), sort_keys=False)
+
+
+def test_a_reordered_config_file_plans_no_job_after_a_finished_run(finished_run, tmp_path):
+    workdir, _ = finished_run
+    reordered = tmp_path / "ci_reordered.yaml"
+    reordered.write_text(yaml.safe_dump(reversed_keys(base_config()), sort_keys=False))
+    assert reordered.read_text() != yaml.safe_dump(base_config(), sort_keys=False)
+    result = snakemake(workdir, "--dry-run", configfile=reordered)
+    assert "Nothing to be done" in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
 
 
 def test_model_names_are_cached_per_installed_version(tmp_path):

@@ -1,15 +1,62 @@
-"""The warm start of training jobs (epochbench.warm) and the per-device GPU claims (epochbench.devices)."""
+"""The warm start of training jobs (epochbench.warm) and the per-device GPU claims (epochbench.devices).
 
+Every test here runs against a warm server of its own: XDG_RUNTIME_DIR points at a
+private folder made for this module, so no test can stop or use the server of a
+`make report` running beside it, and servers are stopped by their pid only.
+"""
+
+import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from epochbench import devices, warm
+from epochbench import devices, userdir, warm
+
+NOBODY = 65534  # another user, for the tests of what a second uid can and cannot do
+as_root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user (setuid)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_runtime_dir(tmp_path_factory):
+    runtime = tmp_path_factory.mktemp("xdg")
+    runtime.chmod(0o700)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_RUNTIME_DIR", str(runtime))
+        patch.delenv("EPOCHBENCH_WARM_START", raising=False)
+        patch.delenv("EPOCHBENCH_GPU_LOCK_DIR", raising=False)
+        patch.setattr(warm, "GPU_DEVICE_FILES", ())  # the warm path even on a GPU machine: it is what is tested
+        yield runtime
+        stop_server()
+
+
+def stop_server(timeout=30):
+    """SIGTERM this module's warm server, by its pid, and wait until its socket is gone."""
+    path = warm.socket_path()
+    pid = warm.server_pid(path)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not path.exists(), f"{path}: the warm server did not stop"
+    return pid
+
+
+def wait_until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
 
 
 def run_probe(tmp_path, name, **spec):
@@ -19,11 +66,43 @@ def run_probe(tmp_path, name, **spec):
     return code, out, log
 
 
+def as_user(uid, action) -> tuple:
+    """Run `action()` in a forked child switched to `uid`; return (its exit code, what it wrote to the pipe)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        code = 99
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            code, message = action()
+            os.write(write_end, message.encode())
+        except BaseException as err:  # reported to the test, which sees exit code 99
+            os.write(write_end, f"{type(err).__name__}: {err}".encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        message = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), message
+
+
+def world_writable_dir() -> Path:
+    """A scratch folder another user can enter (pytest's own folders are private to us)."""
+    folder = Path(tempfile.mkdtemp(prefix="warm-test-"))
+    folder.chmod(0o777)
+    return folder
+
+
 def test_jobs_run_in_a_forked_warm_process_with_their_own_environment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PROBE_VALUE", "first")
     code, out, log = run_probe(tmp_path, "first")
     assert code == 0 and "probe done" in log.read_text()
+    assert "warm start unavailable" not in log.read_text()
     first = json.loads(out.read_text())
     monkeypatch.setenv("PROBE_VALUE", "second")
     code, out, _ = run_probe(tmp_path, "second")
@@ -33,7 +112,38 @@ def test_jobs_run_in_a_forked_warm_process_with_their_own_environment(tmp_path, 
     assert len({first["pid"], second["pid"], os.getpid()}) == 3
     assert (first["value"], second["value"]) == ("first", "second")
     assert first["cwd"] == second["cwd"] == str(tmp_path)
-    assert warm.socket_path().exists()
+    assert warm.server_pid() not in (None, os.getpid())
+
+
+def test_the_socket_lives_in_a_folder_only_its_user_can_enter(private_runtime_dir):
+    path = warm.socket_path()
+    assert path.parent == private_runtime_dir / "epochbench"
+    folder = os.lstat(path.parent)
+    assert stat.S_ISDIR(folder.st_mode) and folder.st_uid == os.getuid()
+    assert stat.S_IMODE(folder.st_mode) == 0o700
+
+
+def test_without_xdg_runtime_dir_the_folder_is_per_user_and_checked(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert userdir.user_dir() == tmp_path / f"epochbench-{os.getuid()}"
+    assert stat.S_IMODE((tmp_path / f"epochbench-{os.getuid()}").stat().st_mode) == 0o700
+    # What another user could have put there first: never used, and the error names it.
+    shutil.rmtree(tmp_path / f"epochbench-{os.getuid()}")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / f"epochbench-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PermissionError, match="symlink") as err:
+        userdir.user_dir()
+    assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / f"epochbench-{os.getuid()}").unlink()
+    (tmp_path / f"epochbench-{os.getuid()}").mkdir(mode=0o755)
+    (tmp_path / f"epochbench-{os.getuid()}").chmod(0o755)
+    with pytest.raises(PermissionError, match="mode 0755"):
+        userdir.user_dir()
+    # Unreachable in that case, so the job runs in its own process and says why.
+    code, out, log = run_probe(tmp_path, "unsafe")
+    assert code == 0 and out.exists()
+    assert "warm start unavailable" in log.read_text() and "mode 0755" in log.read_text()
 
 
 def test_a_failing_job_returns_its_exit_code_and_logs_the_traceback(tmp_path):
@@ -42,40 +152,244 @@ def test_a_failing_job_returns_its_exit_code_and_logs_the_traceback(tmp_path):
     assert "RuntimeError: probe asked to fail" in log.read_text()
 
 
+def test_a_cell_killed_by_a_signal_fails_its_job_with_one_line_and_is_not_rerun(tmp_path):
+    """What the OOM killer does to a cell: the job fails and says so; the cell does not run again."""
+    runs, log = tmp_path / "runs.txt", tmp_path / "killed.log"
+    spec = dict(out=str(tmp_path / "killed.json"), runs=str(runs), signal=int(signal.SIGKILL))
+    # In a process of its own: had the job been rerun here, the probe would kill that process.
+    script = f"import sys; from epochbench import warm; sys.exit(warm.run('epochbench.warm:probe', {spec!r}, {str(log)!r}))"
+    job = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert job.returncode == 128 + signal.SIGKILL, job.stderr
+    assert len(runs.read_text().splitlines()) == 1, "the cell was run again"
+    message = "epochbench: epochbench.warm:probe: killed by signal 9 (SIGKILL) in its warm process; not rerun"
+    assert job.stderr.strip().splitlines() == [message]
+    assert log.read_text().splitlines()[-1] == message
+    assert not (tmp_path / "killed.json").exists()
+
+
 def test_killing_the_job_process_stops_the_warm_child(tmp_path):
     """What Snakemake does to running jobs when a run is stopped: the cell must not live on."""
-    out = tmp_path / "late.json"
-    script = (f"from epochbench import warm; warm.run('epochbench.warm:probe', "
-              f"dict(out={str(out)!r}, sleep=8), {str(tmp_path / 'late.log')!r})")
+    out, started = tmp_path / "late.json", tmp_path / "started.txt"
+    spec = dict(out=str(out), runs=str(started), sleep=8)
+    script = f"from epochbench import warm; warm.run('epochbench.warm:probe', {spec!r}, {str(tmp_path / 'late.log')!r})"
     job = subprocess.Popen([sys.executable, "-c", script])
-    time.sleep(4)  # connected and running (the server is warm from the tests above, or starting)
+    assert wait_until(started.exists, timeout=60), "the job never started"
     job.send_signal(signal.SIGKILL)
     job.wait()
     time.sleep(10)
     assert not out.exists(), "the warm child finished the job after its caller was killed"
 
 
-def test_a_stale_socket_is_replaced_by_a_new_server(tmp_path):
+def test_the_server_stops_on_sigterm_and_removes_its_files(tmp_path, private_runtime_dir):
+    assert run_probe(tmp_path, "before")[0] == 0
     path = warm.socket_path()
-    subprocess.run(["pkill", "-f", f"epochbench.warm {path}"], check=False)
-    deadline = time.monotonic() + 10
-    while path.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    files = [path, Path(f"{path}.lock"), Path(f"{path}.log")]
+    assert all(f.exists() for f in files)
+    stop_server()
+    assert wait_until(lambda: not any(f.exists() for f in files), timeout=10), [f for f in files if f.exists()]
+    assert not (private_runtime_dir / "epochbench").exists(), "the emptied folder was left behind"
+
+
+def test_an_idle_server_exits_and_removes_its_files(tmp_path):
+    stop_server()
+    path = warm.socket_path()
+    # What a starting job leaves beside the socket: the starters' lock and the server's log.
+    Path(f"{path}.lock").touch()
+    with open(f"{path}.log", "a") as server_log:
+        server = subprocess.Popen([sys.executable, "-m", "epochbench.warm", str(path), "2"],
+                                  stdout=server_log, stderr=server_log)
+    assert server.wait(timeout=120) == 0
+    assert not [f for f in path.parent.parent.rglob("*")], "files left after the server exited idle"
+
+
+def test_a_stale_socket_is_replaced_by_a_new_server(tmp_path):
+    stop_server()
+    path = warm.socket_path()
     path.touch()  # what a killed server can leave behind: a socket file nobody listens on
-    code, out, _ = run_probe(tmp_path, "after")
+    code, out, log = run_probe(tmp_path, "after")
     assert code == 0 and out.exists()
+    assert "warm start unavailable" not in log.read_text()
 
 
-@pytest.mark.parametrize("env, device, expected", [
-    ({}, "cpu", True), ({}, "auto", True), ({}, "cuda", False),
-    ({"SLURM_JOB_ID": "7"}, "cpu", False), ({"EPOCHBENCH_WARM_START": "0"}, "cpu", False),
+@contextlib.contextmanager
+def passable_by_others(*folders):
+    """Let other users pass through `folders` (mode 0711) and reach the first by `/proc/self/fd/N`.
+
+    pytest's own folders above them are private to us; a descriptor opened here
+    and inherited by a forked child lets it start its path lookup at the first
+    folder instead, so that what is tested is only what lies below.
+    """
+    modes = [stat.S_IMODE(folder.stat().st_mode) for folder in folders]
+    fd = os.open(folders[0], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for folder in folders:
+            folder.chmod(0o711)
+        yield Path(f"/proc/self/fd/{fd}")
+    finally:
+        for folder, mode in zip(folders, modes):
+            folder.chmod(mode)
+        os.close(fd)
+
+
+@as_root_only
+def test_another_uid_can_neither_reach_the_socket_nor_take_its_place(tmp_path, private_runtime_dir):
+    assert run_probe(tmp_path, "up")[0] == 0
+    path = warm.socket_path()
+    assert path.parent.parent == private_runtime_dir
+
+    def intrude(via):
+        os.lstat(via / path.parent.name)  # got as far as the socket's folder: what stops it is that folder
+        results = []
+        for attempt, target in (("connect", path.name), ("bind", "warm-intruder.sock")):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                getattr(sock, attempt)(str(via / path.parent.name / target))
+                results.append(f"{attempt}: allowed")
+            except PermissionError:
+                results.append(f"{attempt}: refused")
+            finally:
+                sock.close()
+        return 0, ", ".join(results)
+
+    with passable_by_others(private_runtime_dir) as via:
+        code, message = as_user(NOBODY, lambda: intrude(via))
+    assert (code, message) == (0, "connect: refused, bind: refused")
+
+
+@as_root_only
+def test_the_server_serves_no_client_of_another_uid(tmp_path, private_runtime_dir):
+    """Even where the folder lets another user through, the server itself turns them away (SO_PEERCRED)."""
+    assert run_probe(tmp_path, "up")[0] == 0
+    path, scratch = warm.socket_path(), world_writable_dir()
+    out = scratch / "intruder.json"
+    request = dict(target="epochbench.warm:probe", spec=dict(out=str(out)), log=str(scratch / "intruder.log"),
+                   cwd=str(scratch), env={})
+
+    def intrude(via):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(str(via / path.parent.name / path.name))  # the socket itself lets anyone connect
+            try:
+                sock.sendall(json.dumps(request).encode() + b"\n")
+                reply = sock.makefile("r").readline()
+            except (ConnectionResetError, BrokenPipeError):  # closed unread: what a refusal looks like
+                reply = ""
+        return 0, reply
+
+    socket_mode = stat.S_IMODE(path.stat().st_mode)
+    try:
+        path.chmod(0o777)
+        with passable_by_others(private_runtime_dir, path.parent) as via:
+            code, reply = as_user(NOBODY, lambda: intrude(via))
+    finally:
+        path.chmod(socket_mode)
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert code == 0 and reply == "", f"the server answered another uid: {reply}"
+    assert not out.exists()
+    assert f"refused a connection from uid {NOBODY}" in Path(f"{path}.log").read_text()
+
+
+@as_root_only
+def test_the_client_sends_nothing_to_a_server_of_another_uid(tmp_path, monkeypatch):
+    """Whoever answers at the socket must be this user: else the job's environment (tokens) would leak."""
+    scratch = world_writable_dir()
+    path = scratch / "warm.sock"
+    ready_read, ready_write = os.pipe()
+
+    def fake_server():
+        os.close(ready_read)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(str(path))
+            server.listen(1)
+            os.write(ready_write, b"ready")
+            server.settimeout(60)
+            conn, _ = server.accept()
+            conn.settimeout(5)
+            received = b""
+            try:
+                while chunk := conn.recv(65536):
+                    received += chunk
+            except TimeoutError:
+                pass
+        return 0, f"received {len(received)} bytes"
+
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            code, message = fake_server()
+            print(message, flush=True)
+        finally:
+            os._exit(code)
+    os.close(ready_write)
+    try:
+        assert os.read(ready_read, 5) == b"ready"
+        monkeypatch.setattr(warm, "socket_path", lambda: path)
+        monkeypatch.setenv("SECRET_TOKEN", "not for other users")
+        code, out, log = run_probe(tmp_path, "foreign")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert code == 1 and not out.exists(), "the job ran, or fell back, despite a foreign server"
+    assert f"answered by a process of uid {NOBODY}" in log.read_text()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("env, device, gpu, expected", [
+    ({}, "cpu", False, True), ({}, "auto", False, True), ({}, "cuda", False, False),
+    ({}, "cpu", True, True), ({}, "auto", True, False),
+    ({"CUDA_VISIBLE_DEVICES": ""}, "auto", True, True), ({"CUDA_VISIBLE_DEVICES": "0"}, "auto", True, False),
+    ({"SLURM_JOB_ID": "7"}, "cpu", False, False), ({"EPOCHBENCH_WARM_START": "0"}, "cpu", False, False),
 ])
-def test_warm_start_only_where_it_is_safe(monkeypatch, env, device, expected):
-    for key in ("SLURM_JOB_ID", "EPOCHBENCH_WARM_START"):
+def test_warm_start_only_where_no_cuda_device_can_be_used(monkeypatch, tmp_path, env, device, gpu, expected):
+    for key in ("SLURM_JOB_ID", "EPOCHBENCH_WARM_START", "CUDA_VISIBLE_DEVICES"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    node = tmp_path / "nvidia0"  # stands in for the driver's /dev/nvidia0
+    if gpu:
+        node.touch()
+    monkeypatch.setattr(warm, "GPU_DEVICE_FILES", (str(tmp_path / "nvidia[0-9]*"),))
     assert warm.enabled(device) is expected
+
+
+def test_deciding_on_warm_start_imports_no_torch():
+    """The job process stays thin, and creates no CUDA context, while it decides."""
+    probe = "import sys; from epochbench import warm; warm.enabled('auto'); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.split() == ["False"], result.stderr[-2000:]
+
+
+def test_warm_and_cold_runs_of_a_cell_give_identical_bytes(tmp_path):
+    """The README's claim: a cell's history.csv and metrics.json do not depend on where it ran."""
+    from epochbench.data import prepare_dataset
+
+    data_dir = tmp_path / "data"
+    prepare_dataset(dict(name="digits", classes=["0", "1", "2", "3"], train_size=64, label_noise=0.2, split_seed=0,
+                         valid_fraction=0.2, test_fraction=0.2), 16, data_dir, min_train=32)
+    cell = dict(data_dir=str(data_dir), arch="test_resnet", strategy="fine_tune", n=1, seed=0, pretrained="none",
+                fine_tune_args=dict(base_lr=0.002), batch_size=32, threads=1, device="cpu")
+
+    def spec(where):
+        folder = tmp_path / where
+        folder.mkdir()
+        return dict(cell=cell, history=str(folder / "history.csv"), epoch_seconds=str(folder / "epoch_seconds.csv"),
+                    metrics=str(folder / "metrics.json"))
+
+    warm_log = tmp_path / "warm.log"
+    assert warm.run("epochbench.train:train_job", spec("warm"), warm_log, device="cpu") == 0, warm_log.read_text()
+    assert "warm start unavailable" not in warm_log.read_text()
+    script = (f"import sys; from epochbench import warm; "
+              f"sys.exit(warm.run('epochbench.train:train_job', {spec('cold')!r}, {str(tmp_path / 'cold.log')!r}, "
+              f"device='cpu'))")
+    cold = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, EPOCHBENCH_WARM_START="0"),
+                          capture_output=True, text=True, timeout=300)
+    assert cold.returncode == 0, (tmp_path / "cold.log").read_text()[-3000:]
+    for name in ("history.csv", "metrics.json"):
+        assert (tmp_path / "warm" / name).read_bytes() == (tmp_path / "cold" / name).read_bytes(), name
 
 
 CLAIM = """
@@ -118,6 +432,94 @@ def test_a_claim_times_out_with_the_lock_folder_named(tmp_path):
     again = devices.claim_device(["gpu-x"], lock_dir=tmp_path, timeout=1)
     assert again.key == "gpu-x"
     again.release()
+
+
+def test_claims_live_in_the_users_private_folder(private_runtime_dir):
+    claim = devices.claim_device(["gpu-x"], timeout=0)
+    try:
+        assert (private_runtime_dir / "epochbench" / "gpu-locks" / "gpu-x.lock").is_file()
+    finally:
+        claim.release()
+
+
+HOLDER = """
+import sys, time, torch
+from epochbench import devices
+claim = devices.claim_device(["gpu-w"], lock_dir=sys.argv[1], timeout=0)
+loader = torch.utils.data.DataLoader(list(range(64)), batch_size=4, num_workers=2, persistent_workers=True,
+                                     multiprocessing_context="fork")
+batches = iter(loader)
+next(batches)  # the workers are up: forks of this process
+print(*[worker.pid for worker in batches._workers], flush=True)
+time.sleep(120)
+"""
+
+
+def alive(pid) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_jobs_claim_is_free_while_its_dataloader_workers_live_on(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in holder.stdout.readline().split()]
+    try:
+        assert len(workers) == 2
+        holder.kill()
+        holder.wait()
+        assert all(alive(pid) for pid in workers), "the workers exited too soon for this test to tell"
+        claim = devices.claim_device(["gpu-w"], lock_dir=tmp_path, timeout=0)
+        assert all(alive(pid) for pid in workers)
+        claim.release()
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@as_root_only
+def test_two_users_claim_without_getting_in_each_others_way(tmp_path):
+    mine = devices.claim_device(["gpu-a"], timeout=0)
+    scratch = world_writable_dir()
+
+    def claim_as_other_user():
+        os.environ.pop("XDG_RUNTIME_DIR", None)  # root's; the other user's folder goes under the scratch folder
+        tempfile.tempdir = str(scratch)
+        try:
+            claim = devices.claim_device(["gpu-a"], timeout=0)
+        except Exception as err:  # noqa: BLE001  (reported to the test)
+            return 1, f"{type(err).__name__}: {err}"
+        return 0, claim.key
+
+    try:
+        code, message = as_user(NOBODY, claim_as_other_user)
+    finally:
+        mine.release()
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert (code, message) == (0, "gpu-a")
+
+
+@as_root_only
+def test_a_lock_folder_the_user_cannot_write_is_a_one_line_error(tmp_path):
+    scratch = world_writable_dir()
+    locks = scratch / "locks"
+    locks.mkdir(mode=0o755)  # root's, as a first user's umask left the old shared folder
+
+    def claim_as_other_user():
+        try:
+            devices.claim_device(["gpu-a"], lock_dir=locks, timeout=0)
+        except PermissionError as err:
+            return 0, str(err)
+        return 1, "claimed"
+
+    try:
+        code, message = as_user(NOBODY, claim_as_other_user)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert code == 0, message
+    assert "\n" not in message and str(locks / "gpu-a.lock") in message and "EPOCHBENCH_GPU_LOCK_DIR" in message
 
 
 def test_cpu_is_picked_without_claiming_anything(monkeypatch):

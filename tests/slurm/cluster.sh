@@ -1,11 +1,55 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on this machine, for tests/test_slurm.py:
 #   tests/slurm/cluster.sh install   Debian's slurm-wlm and munge (needs root and apt-get)
-#   tests/slurm/cluster.sh start     write /etc/slurm/slurm.conf, start munged, slurmctld, slurmd; wait for the node
-#   tests/slurm/cluster.sh stop      stop the daemons
+#   tests/slurm/cluster.sh start     write the SLURM config, start munged, slurmctld, slurmd; wait for the node
+#   tests/slurm/cluster.sh stop      stop the daemons this script started, and remove the config it wrote
 # Job steps find the cluster only through /etc/slurm/slurm.conf, so the config goes there.
+#
+# Safe on a host with a real SLURM: it refuses to touch a slurm.conf that does not
+# start with its marker line, and it stops only daemons whose pid files it holds
+# (never by name: that would stop a real cluster's daemons too).
+# SLURM_CONF (SLURM's own variable) and EPOCHBENCH_SLURM_STATE move the config and
+# the state folder, for the tests of this script itself.
 set -euo pipefail
-STATE=/tmp/epochbench-slurm
+STATE=${EPOCHBENCH_SLURM_STATE:-/tmp/epochbench-slurm}
+CONF=${SLURM_CONF:-/etc/slurm/slurm.conf}
+MARKER="# Written by epochbench tests/slurm/cluster.sh: a one-node test cluster."
+
+ours() {  # the config is absent, or this script wrote it
+    [ ! -e "$CONF" ] || [ "$(head -n 1 "$CONF")" = "$MARKER" ]
+}
+
+refuse_unless_ours() {
+    if ! ours; then
+        echo "cluster.sh: $CONF was not written by this script (no marker line); refusing to touch this host's SLURM" >&2
+        exit 3
+    fi
+}
+
+pid_of() {  # the pid in our pid file for daemon $1, if that process is still that daemon
+    local file="$STATE/$1.pid" pid
+    [ -s "$file" ] || return 1
+    pid=$(cat "$file")
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
+}
+
+running() {  # whether process $1 exists and is not a zombie
+    local state
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d ' ' -f 1)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+start_daemon() {  # $1: name; the rest: the command that starts it (it daemonizes)
+    local name=$1 pid
+    shift
+    pid_of "$name" >/dev/null && return 0  # ours, from an earlier start
+    if pid=$(pgrep -x "$name"); then
+        if [ "$name" = munged ]; then return 0; fi  # the host's own munged: use it, never stop it
+        echo "cluster.sh: a $name this script did not start is running (pid $pid); refusing to start another" >&2
+        exit 3
+    fi
+    "$@"
+}
 
 case "${1:-}" in
 install)
@@ -14,11 +58,12 @@ install)
     apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq slurm-wlm munge >/dev/null; }
     ;;
 start)
-    mkdir -p "$STATE"/{spool,state,log} /etc/slurm /run/munge /var/log/munge /var/lib/munge
+    refuse_unless_ours
+    mkdir -p "$STATE"/{spool,state,log} "$(dirname "$CONF")" /run/munge /var/log/munge /var/lib/munge
     cpus=$(nproc)
     mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
-    cat > /etc/slurm/slurm.conf <<CONF
-# Written by epochbench tests/slurm/cluster.sh: a one-node test cluster.
+    cat > "$CONF.tmp" <<CONF
+$MARKER
 ClusterName=epochbench
 SlurmctldHost=localhost
 SlurmUser=root
@@ -43,11 +88,17 @@ SlurmdPidFile=$STATE/slurmd.pid
 NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
+    chmod 644 "$CONF.tmp"
+    mv "$CONF.tmp" "$CONF"
     [ -s /etc/munge/munge.key ] || mungekey --create --force
     chown -R munge:munge /etc/munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
-    pgrep -x munged >/dev/null || runuser -u munge -- munged 2>/dev/null || munged --force
-    pgrep -x slurmctld >/dev/null || slurmctld
-    pgrep -x slurmd >/dev/null || slurmd
+    start_munged() {
+        runuser -u munge -- munged 2>/dev/null || munged --force
+        cp /run/munge/munged.pid "$STATE/munged.pid"  # munged writes its pid there; kept with ours
+    }
+    start_daemon munged start_munged
+    start_daemon slurmctld slurmctld
+    start_daemon slurmd slurmd
     for _ in $(seq 60); do
         if sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then exit 0; fi
         scontrol update nodename=localhost state=resume >/dev/null 2>&1 || true
@@ -57,8 +108,14 @@ CONF
     exit 1
     ;;
 stop)
-    pkill -x slurmd || true
-    pkill -x slurmctld || true
+    for name in slurmd slurmctld munged; do
+        if pid=$(pid_of "$name"); then
+            kill "$pid"
+            for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
+        fi
+        rm -f "$STATE/$name.pid"
+    done
+    if [ -e "$CONF" ] && ours; then rm -f "$CONF"; fi
     ;;
 *)
     echo "usage: $0 install|start|stop" >&2

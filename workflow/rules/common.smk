@@ -35,8 +35,9 @@ ARCHITECTURES = config["architectures"]
 EPOCHS = list(range(1, config["max_epochs"] + 1))
 SEEDS = config["seeds"]
 CONFIG_HASH = config_hash(config)
-# Training jobs ask the scheduler for a GPU only when the config insists on one;
-# 'auto' uses one when the job finds it.
+# Training jobs ask the scheduler for a GPU when the config insists on one. 'auto'
+# uses one when the job finds it: locally that is whatever the machine has, and
+# under the SLURM profile its set-resources ask for a GPU for every training job.
 GPUS_PER_JOB = 1 if config["device"] == "cuda" else 0
 
 RESULTS = f"results/{EXPERIMENT}"
