@@ -58,20 +58,25 @@ def main(simulations: int = 500) -> pd.DataFrame:
     rng = np.random.default_rng(2026)
     for k in (3, 5, 8, 10):
         for max_n in (6, 10):
-            worse = overfits = 0
+            worse = overfits = any_claim = 0
             for _ in range(simulations):
-                verdicts = decisions.compare_epochs({"a": simulated_table(rng, k, np.zeros(max_n))})["verdict"]
-                worse += (verdicts == "worse").any()
-                overfits += verdicts.iloc[-1] == "worse"
+                compared = decisions.compare_epochs({"a": simulated_table(rng, k, np.zeros(max_n))})
+                overfit = decisions.overfits(compared).loc["a", "overfits"]
+                worse += (compared["verdict"] == "worse").any()
+                overfits += overfit
+                any_claim += (compared["verdict"] == "worse").any() or overfit
             rows.append(dict(rule="this change", setting="null: some n called worse", k=k, max_n=max_n,
                              **rate(worse, simulations)))
+            rows.append(dict(rule="this change", setting="null: any false claim (worse or overfits)", k=k,
+                             max_n=max_n, **rate(any_claim, simulations)))
             rows.append(dict(rule="this change", setting="null: overfits", k=k, max_n=max_n,
                              **rate(overfits, simulations)))
     claims = 0
     for _ in range(simulations):
         tables = {arch: simulated_table(rng, 8, np.zeros(6)) for arch in ("a", "b")}
-        claims += (decisions.compare_epochs(tables)["verdict"] == "worse").any()
-    rows.append(dict(rule="this change", setting="null, two architectures in one report: some n called worse", k=8,
+        compared = decisions.compare_epochs(tables)
+        claims += (compared["verdict"] == "worse").any() or decisions.overfits(compared)["overfits"].any()
+    rows.append(dict(rule="this change", setting="null, two architectures in one report: any false claim", k=8,
                      max_n=6, **rate(claims, simulations)))
     for k in (5, 10):
         claims = sum((decisions.compare_epochs({"a": simulated_table(rng, k, np.r_[0.0, -np.ones(5)])})["verdict"]
@@ -81,8 +86,8 @@ def main(simulations: int = 500) -> pd.DataFrame:
     for k in (8, 10):
         for max_n in (6, 10):
             decline = np.r_[np.zeros(4), -3 * np.arange(1, max_n - 3) / (max_n - 4)]
-            found = sum(decisions.compare_epochs({"a": simulated_table(rng, k, decline, cell_noise=1.5)})["verdict"].iloc[-1]
-                        == "worse" for _ in range(simulations))
+            found = sum(decisions.overfits(decisions.compare_epochs({"a": simulated_table(rng, k, decline, cell_noise=1.5)}))
+                        .loc["a", "overfits"] for _ in range(simulations))
             rows.append(dict(rule="this change", setting="power: flat to n = 4, 3 points down by N, cell noise 1.5: "
                              "overfits", k=k, max_n=max_n, **rate(found, simulations)))
     for k in (3, 10):

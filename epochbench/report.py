@@ -46,9 +46,10 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config) -> dict:
     chosen, best_n, max_n, k = int(point["chosen_n"]), int(point["best_n"]), int(point["max_n"]), int(point["replicates"])
     rows = comparison[comparison["architecture"] == point["architecture"]].sort_values("n")
     if point["overfits"]:
-        decline = (f"Accuracy falls from {pct(point['best_valid_accuracy'])} at n = {best_n} to "
-                   f"{pct(point['valid_accuracy_at_max_n'])} at n = {max_n} "
-                   f"({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted p = {point['p_value_holm_at_max_n']:.3g}).")
+        decline = (f"Accuracy falls from {pct(point['valid_accuracy_at_decline_from_n'])} at "
+                   f"n = {int(point['decline_from_n'])} to {pct(point['valid_accuracy_at_max_n'])} at n = {max_n} "
+                   f"({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted one-sided p = "
+                   f"{point['p_value_holm_at_max_n']:.3g}).")
     else:
         decline = f"No resolved decline within N = {max_n} with {k} replicates."
     within = ""

@@ -97,10 +97,12 @@ def test_a_clear_decline_is_worse_and_overfits():
     tables = decisions.analyze(finals)
     point = tables["overfitting"].iloc[0]
     assert point["overfits"] and point["replicates"] == 8
-    assert point["decline_at_max_n"] == pytest.approx(table[5].mean() - table[point["best_n"]].mean())
-    assert point["verdict"].startswith(f"Accuracy falls from {100 * point['best_valid_accuracy']:.1f}% at n = ")
+    source = point["decline_from_n"]
+    assert source in (3, 4) and point["p_value_holm_at_max_n"] < 0.025
+    assert point["decline_at_max_n"] == pytest.approx(table[5].mean() - table[source].mean())
+    assert point["verdict"].startswith(f"Accuracy falls from {100 * table[source].mean():.1f}% at n = {source} to ")
     best = point["best_n"]
-    assert f"n = 1..2, 5 are worse than n = {best} (Holm-adjusted p < 0.05)" in point["verdict"]
+    assert f"n = 1..2, 5 are worse than n = {best} (Holm-adjusted p < 0.025)" in point["verdict"]
     assert point["verdict"].endswith(f"is equivalent to n = {best} within ±1 point.")
 
 
@@ -161,12 +163,15 @@ def test_strategies_are_paired_and_holm_adjusted_over_the_table():
 def test_null_experiments_rarely_claim_worse_or_overfitting(k, max_n):
     """Every n has the same true accuracy: any 'worse' is a false claim, and so is 'overfits'."""
     rng = np.random.default_rng(1000 * k + max_n)
-    any_worse = overfits = 0
+    any_claim = overfits = 0
     for _ in range(SIMULATIONS):
         compared = decisions.compare_epochs({"a": simulated_table(rng, k, np.zeros(max_n))})
-        any_worse += (compared["verdict"] == "worse").any()
-        overfits += compared["verdict"].iloc[-1] == "worse"
-    assert any_worse / SIMULATIONS <= ALPHA + TOLERANCE
+        overfit = decisions.overfits(compared).loc["a", "overfits"]
+        any_claim += (compared["verdict"] == "worse").any() or overfit
+        overfits += overfit
+    # 'overfits' spends half the budget (its exact rate, 2.4% at k = 3, N = 10, was measured on 200,000
+    # vectorised experiments); 500 experiments can only bound it by the report's whole budget.
+    assert any_claim / SIMULATIONS <= ALPHA + TOLERANCE
     assert overfits / SIMULATIONS <= ALPHA + TOLERANCE
 
 
@@ -176,8 +181,17 @@ def test_null_experiments_with_two_architectures_rarely_claim_anything_in_the_wh
     claims = 0
     for _ in range(SIMULATIONS):
         tables = {arch: simulated_table(rng, 8, np.zeros(6)) for arch in ("a", "b")}
-        claims += (decisions.compare_epochs(tables)["verdict"] == "worse").any()
+        compared = decisions.compare_epochs(tables)
+        claims += (compared["verdict"] == "worse").any() or decisions.overfits(compared)["overfits"].any()
     assert claims / SIMULATIONS <= ALPHA + TOLERANCE
+
+
+def test_overfits_needs_no_winner_correction_because_n_is_compared_with_a_fixed_n():
+    """Accuracy rises to N: no n < N is above N, so 'overfits' would be false however the means fall."""
+    rng = np.random.default_rng(9)
+    claims = sum(decisions.overfits(decisions.compare_epochs({"a": simulated_table(rng, 8, np.r_[-2, -1, 0, 0, 0, 0])}))
+                 .loc["a", "overfits"] for _ in range(SIMULATIONS))
+    assert claims / SIMULATIONS <= ALPHA / 2 + TOLERANCE
 
 
 def test_null_experiments_of_the_old_rule_claimed_too_often():
@@ -205,8 +219,9 @@ def test_a_real_decline_is_found_with_ten_replicates():
     """Flat to n = 4, then 3 points down by n = N = 6, cell noise 1.5 points: 'overfits' in at least 80%."""
     rng = np.random.default_rng(12)
     true_means = [0, 0, 0, 0, -1.5, -3.0]
-    found = sum(decisions.compare_epochs({"a": simulated_table(rng, 10, true_means, cell_noise=1.5)})["verdict"].iloc[-1]
-                == "worse" for _ in range(SIMULATIONS))
+    found = sum(decisions.overfits(decisions.compare_epochs({"a": simulated_table(rng, 10, true_means,
+                                                                                     cell_noise=1.5)})).loc["a", "overfits"]
+                for _ in range(SIMULATIONS))
     assert found / SIMULATIONS >= 0.80
 
 
