@@ -332,9 +332,24 @@ def ranges(ns) -> str:
     return ", ".join(parts)
 
 
+def per_n_clauses(point: pd.Series, comparison: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> list:
+    """'n = 1..2 are worse than n = 6 (...)', ... : the verdict of every n, grouped, from the categories alone."""
+    rows = comparison[comparison["architecture"] == point["architecture"]].set_index("n").sort_index()
+    k, best_n = int(point["replicates"]), int(point["best_n"])
+    clauses = []
+    for verdict, words in (("worse", "worse than n = {best} (Holm-adjusted p < 0.025)"),
+                           ("equivalent", "equivalent to n = {best} within ±{margin:g} point{plural}"),
+                           ("unresolved", "not resolved with {k} replicates")):
+        ns = [n for n in rows.index if rows.loc[n, "verdict"] == verdict]
+        if ns:
+            verb = "is" if len(ns) == 1 else "are"
+            clauses.append(f"n = {ranges(ns)} {verb} " + words.format(best=best_n, margin=100 * margin, k=k,
+                                                                      plural="" if margin == 0.01 else "s"))
+    return clauses
+
+
 def verdict_sentence(point: pd.Series, comparison: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> str:
     """The plain-language verdict for one architecture, built from the verdict categories alone."""
-    rows = comparison[comparison["architecture"] == point["architecture"]].set_index("n").sort_index()
     k, best_n, max_n = int(point["replicates"]), int(point["best_n"]), int(point["max_n"])
     if point["overfits"]:
         text = (f"Accuracy falls from {100 * point['valid_accuracy_at_decline_from_n']:.1f}% at "
@@ -343,16 +358,7 @@ def verdict_sentence(point: pd.Series, comparison: pd.DataFrame, margin: float =
                 f"{point['p_value_holm_at_max_n']:.3g})")
     else:
         text = f"No resolved decline within N = {max_n} with {k} replicates; the highest mean is at n = {best_n}"
-    parts = [text]
-    for verdict, words in (("worse", "worse than n = {best} (Holm-adjusted p < 0.025)"),
-                           ("equivalent", "equivalent to n = {best} within ±{margin:g} point{plural}"),
-                           ("unresolved", "not resolved with {k} replicates")):
-        ns = [n for n in rows.index if rows.loc[n, "verdict"] == verdict]
-        if ns:
-            verb = "is" if len(ns) == 1 else "are"
-            parts.append(f"n = {ranges(ns)} {verb} " + words.format(best=best_n, margin=100 * margin, k=k,
-                                                                      plural="" if margin == 0.01 else "s"))
-    return "; ".join(parts) + "."
+    return "; ".join([text] + per_n_clauses(point, comparison, margin)) + "."
 
 
 def analyze(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> dict:

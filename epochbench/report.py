@@ -64,14 +64,17 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config) -> dict:
         test=pct(point["chosen_test_accuracy"]),
         test_ci=f"{pct(point['chosen_test_ci_low'])} to {pct(point['chosen_test_ci_high'])}",
         varied=f"95% t-interval {what_varied(config)}, {k} replicates",
-        decline=decline, verdict=point["verdict"], within=within, exact=exact,
+        decline=decline, within=within, exact=exact,
+        per_n="; ".join(decisions.per_n_clauses(point, comparison,
+                                                config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN))) + ".",
         rule=(f"n = {chosen} is the smallest n whose mean validation accuracy is within one standard error (of the "
               f"paired difference) of the highest mean, at n = {best_n}."),
         optimism=(f"Selection optimism: the best n's validation-test gap exceeds the average gap over n by "
                   f"{100 * point['selection_optimism']:+.1f} points (95% CI {100 * point['selection_optimism_ci_low']:+.1f} "
                   f"to {100 * point['selection_optimism_ci_high']:+.1f}): what reading the best n's validation accuracy "
                   f"as its result would overstate."),
-        p_best=[dict(n=int(r.n), p=f"{r.p_best:.2f}", width=f"{100 * r.p_best:.0f}") for r in rows.itertuples()],
+        # Bar heights in rem (2.5rem for P = 1): the template only lays them out.
+        p_best=[dict(n=int(r.n), p=f"{r.p_best:.2f}", height=f"{2.5 * r.p_best:.2f}") for r in rows.itertuples()],
     )
 
 

@@ -17,7 +17,8 @@ def comparison_rows(arch="netA"):
 
 def overfitting_point(**overrides):
     point = dict(architecture="netA", max_n=4, chosen_n=2, best_n=2, replicates=8, best_valid_accuracy=0.8,
-                 valid_accuracy_at_max_n=0.77, decline_at_max_n=-0.03, p_value_holm_at_max_n=0.0123, overfits=True,
+                 valid_accuracy_at_max_n=0.77, decline_at_max_n=-0.03, decline_from_n=2,
+                 valid_accuracy_at_decline_from_n=0.8, p_value_holm_at_max_n=0.0123, overfits=True,
                  chosen_test_accuracy=0.78, chosen_test_ci_low=0.75, chosen_test_ci_high=0.81, selection_optimism=0.004,
                  selection_optimism_ci_low=-0.002, selection_optimism_ci_high=0.01, within_run_best_epoch=3,
                  verdict="from decisions")
@@ -27,13 +28,17 @@ def overfitting_point(**overrides):
 
 def test_answer_states_the_decline_with_its_adjusted_p_and_what_varied():
     box = report.answer(overfitting_point(), comparison_rows(), {"split": "per_seed"})
-    assert box["decline"] == "Accuracy falls from 80.0% at n = 2 to 77.0% at n = 4 (-3.0 points, Holm-adjusted p = 0.0123)."
+    assert box["decline"] == ("Accuracy falls from 80.0% at n = 2 to 77.0% at n = 4 (-3.0 points, Holm-adjusted "
+                              "one-sided p = 0.0123).")
     assert box["test"] == "78.0%" and box["test_ci"] == "75.0% to 81.0%"
     assert box["varied"] == ("95% t-interval over replicates: each drew its own training seed, split and label noise, "
                              "8 replicates")
     assert [b["p"] for b in box["p_best"]] == ["0.00", "0.60", "0.30", "0.10"]
+    assert [b["height"] for b in box["p_best"]] == ["0.00", "1.50", "0.75", "0.25"]
+    assert box["per_n"] == ("n = 1, 4 are worse than n = 2 (Holm-adjusted p < 0.025); n = 3 is equivalent to n = 2 "
+                            "within ±1 point.")
     assert box["exact"] == ""  # 8 replicates can reach p < 0.05 with a sign-flip test
-    assert "epoch 3" in box["within"] and box["verdict"] == "from decisions"
+    assert "epoch 3" in box["within"]
     fixed = report.answer(overfitting_point(overfits=False, replicates=3), comparison_rows(), {"split": "fixed"})
     assert fixed["decline"] == "No resolved decline within N = 4 with 3 replicates."
     assert "over training seeds, on one split" in fixed["varied"]
@@ -43,9 +48,9 @@ def test_answer_states_the_decline_with_its_adjusted_p_and_what_varied():
 def minimal_context(evil: str) -> dict:
     return dict(
         experiment=evil, config_hash="abc", cells=1, seeds=[0], max_n=1, architectures=[evil], dataset="folder",
-        pretrained=evil, answers=[dict(architecture=evil, verdict=evil, decline=evil, varied=evil, rule=evil,
+        pretrained=evil, answers=[dict(architecture=evil, per_n=evil, decline=evil, varied=evil, rule=evil,
                                        optimism=evil, within=evil, exact=evil, chosen_n=1, best_n=1, test="1%",
-                                       test_ci="", p_best=[dict(n=1, p="1.00", width="100")])],
+                                       test_ci="", p_best=[dict(n=1, p="1.00", height="2.50")])],
         margin="1", varied=evil,
         figures=[dict(name=evil, src="data:image/png;base64,AAAA", caption=evil)],
         strategy_names=[evil], strategy_answers=[evil],
