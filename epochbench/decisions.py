@@ -50,42 +50,39 @@ from .stats import fine_tune_only, t_interval
 ALPHA = 0.05
 EQUIVALENCE_MARGIN = 0.01  # one accuracy point, as a fraction
 P_BEST_RESAMPLES = 2000
-VERDICTS = ("best", "worse", "equivalent", "unresolved")
 STRATEGY_VERDICTS = ("better", "worse", "equivalent", "unresolved")
 
 
-def paired_t(differences: np.ndarray) -> tuple:
-    """(p, se) of a two-sided paired t-test of each row of `differences` (comparisons x replicates) against 0.
+def t_test_p(differences: np.ndarray, popmean: float = 0.0, alternative: str = "two-sided") -> np.ndarray:
+    """p of a one-sample t-test of each row of `differences` (comparisons x replicates) against `popmean`.
 
     NaN (a replicate missing from a row) is left out of that row. A row
     whose differences all agree has no spread to test against: its p is
     NaN, which no rule below reads as a resolved difference.
     """
     differences = np.atleast_2d(np.asarray(differences, float))
-    k = np.sum(np.isfinite(differences), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.nanstd(differences, axis=1, ddof=1) / np.sqrt(k)
-        p = scipy_stats.ttest_1samp(differences, 0.0, axis=1, nan_policy="omit").pvalue
-    return np.where(se > 0, p, np.nan), se
+        p = scipy_stats.ttest_1samp(differences, popmean, axis=1, alternative=alternative, nan_policy="omit").pvalue
+        spread = np.nanstd(differences, axis=1, ddof=1)
+    return np.where(spread > 0, p, np.nan)
+
+
+def paired_t(differences: np.ndarray) -> tuple:
+    """(p, se) of a two-sided paired t-test of each row of `differences` against 0."""
+    differences = np.atleast_2d(np.asarray(differences, float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.nanstd(differences, axis=1, ddof=1) / np.sqrt(np.sum(np.isfinite(differences), axis=1))
+    return t_test_p(differences), se
 
 
 def tost_p(differences: np.ndarray, margin: float) -> np.ndarray:
     """Paired TOST p per row: max of the one-sided t-tests of mean > -margin and mean < +margin (Schuirmann 1987)."""
-    differences = np.atleast_2d(np.asarray(differences, float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        above = scipy_stats.ttest_1samp(differences, -margin, axis=1, alternative="greater", nan_policy="omit").pvalue
-        below = scipy_stats.ttest_1samp(differences, margin, axis=1, alternative="less", nan_policy="omit").pvalue
-        spread = np.nanstd(differences, axis=1, ddof=1)
-    return np.where(spread > 0, np.maximum(above, below), np.nan)
+    return np.maximum(t_test_p(differences, -margin, "greater"), t_test_p(differences, margin, "less"))
 
 
 def one_sided_p(differences: np.ndarray) -> np.ndarray:
-    """p of a one-sided paired t-test that each row's mean difference is above 0 (NaN without spread)."""
-    differences = np.atleast_2d(np.asarray(differences, float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = scipy_stats.ttest_1samp(differences, 0.0, axis=1, alternative="greater", nan_policy="omit").pvalue
-        spread = np.nanstd(differences, axis=1, ddof=1)
-    return np.where(spread > 0, p, np.nan)
+    """p of a one-sided paired t-test that each row's mean difference is above 0."""
+    return t_test_p(differences, 0.0, "greater")
 
 
 def holm(p_values) -> np.ndarray:
