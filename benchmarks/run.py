@@ -8,7 +8,6 @@ Every figure is a ratio of two things measured here, in one run, one after the o
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys

@@ -4,7 +4,6 @@ import html
 import re
 import subprocess
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
