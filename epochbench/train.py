@@ -45,11 +45,11 @@ from .io import atomic_path
 log = logging.getLogger("epochbench")
 
 # `fit` counts the calls to fit within a run (fine_tune makes two); `phase` says
-# whether the body was training. Test metrics are recorded at every epoch for the
-# early-stopping comparison, and never used to choose anything.
-# `train_loss` is fastai's smoothed loss (what its progress table shows); `train_loss_epoch`
-# is the plain mean over the epoch's batches, what Prechelt's training progress needs.
-# Test metrics are NaN at epochs where the cell does not score the test split.
+# whether the body was training. `train_loss` is fastai's smoothed loss (what its
+# progress table shows); `train_loss_epoch` is the plain mean over the epoch's
+# batches, what Prechelt's training progress needs. Test metrics never choose
+# anything; they are NaN at epochs where the cell does not score the test split
+# (fine_tune(N) scores it at every epoch, for the early-stopping comparison).
 HISTORY_COLUMNS = [
     "fit", "phase", "epoch", "train_loss", "train_loss_epoch", "valid_loss", "valid_accuracy", "test_loss",
     "test_accuracy", "lr",
