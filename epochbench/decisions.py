@@ -300,10 +300,10 @@ def compare_strategies(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN,
         p, se = paired_t(differences.to_numpy(float))
         k = differences.notna().sum(axis=1).to_numpy()
         half = scipy_stats.t.ppf(1 - alpha / 2, np.maximum(k - 1, 1)) * se
+        difference = differences.mean(axis=1)
         parts.append(pd.DataFrame(dict(
             strategy=strategy, replicates=k, metric=metric, mean=means[strategy], fine_tune_mean=means["fine_tune"],
-            difference=differences.mean(axis=1), diff_ci_low=differences.mean(axis=1) - half,
-            diff_ci_high=differences.mean(axis=1) + half, p_value=p,
+            difference=difference, diff_ci_low=difference - half, diff_ci_high=difference + half, p_value=p,
             p_equivalence=tost_p(differences.to_numpy(float), margin),
         )).reset_index())
     if not parts:
@@ -345,16 +345,21 @@ def per_n_clauses(point: pd.Series, comparison: pd.DataFrame, margin: float = EQ
     return clauses
 
 
+def decline_clause(point: pd.Series) -> str:
+    """'Accuracy falls from X at n = a to Y at n = N (...)' or 'No resolved decline within N = ... with k replicates'."""
+    if not point["overfits"]:
+        return f"No resolved decline within N = {int(point['max_n'])} with {int(point['replicates'])} replicates"
+    return (f"Accuracy falls from {100 * point['valid_accuracy_at_decline_from_n']:.1f}% at "
+            f"n = {int(point['decline_from_n'])} to {100 * point['valid_accuracy_at_max_n']:.1f}% at "
+            f"n = {int(point['max_n'])} ({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted one-sided p = "
+            f"{point['p_value_holm_at_max_n']:.3g})")
+
+
 def verdict_sentence(point: pd.Series, comparison: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> str:
     """The plain-language verdict for one architecture, built from the verdict categories alone."""
-    k, best_n, max_n = int(point["replicates"]), int(point["best_n"]), int(point["max_n"])
-    if point["overfits"]:
-        text = (f"Accuracy falls from {100 * point['valid_accuracy_at_decline_from_n']:.1f}% at "
-                f"n = {int(point['decline_from_n'])} to {100 * point['valid_accuracy_at_max_n']:.1f}% at n = {max_n} "
-                f"({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted one-sided p = "
-                f"{point['p_value_holm_at_max_n']:.3g})")
-    else:
-        text = f"No resolved decline within N = {max_n} with {k} replicates; the highest mean is at n = {best_n}"
+    text = decline_clause(point)
+    if not point["overfits"]:
+        text += f"; the highest mean is at n = {int(point['best_n'])}"
     return "; ".join([text] + per_n_clauses(point, comparison, margin)) + "."
 
 

@@ -45,13 +45,6 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config) -> dict:
     """One architecture's answer box, from its rows of overfitting.csv and comparison.csv."""
     chosen, best_n, max_n, k = int(point["chosen_n"]), int(point["best_n"]), int(point["max_n"]), int(point["replicates"])
     rows = comparison[comparison["architecture"] == point["architecture"]].sort_values("n")
-    if point["overfits"]:
-        decline = (f"Accuracy falls from {pct(point['valid_accuracy_at_decline_from_n'])} at "
-                   f"n = {int(point['decline_from_n'])} to {pct(point['valid_accuracy_at_max_n'])} at n = {max_n} "
-                   f"({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted one-sided p = "
-                   f"{point['p_value_holm_at_max_n']:.3g}).")
-    else:
-        decline = f"No resolved decline within N = {max_n} with {k} replicates."
     within = ""
     if pd.notna(point.get("within_run_best_epoch")):
         within = (f"A single long run, fine_tune({max_n}), read epoch by epoch, has its highest mean validation "
@@ -64,7 +57,7 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config) -> dict:
         test=pct(point["chosen_test_accuracy"]),
         test_ci=f"{pct(point['chosen_test_ci_low'])} to {pct(point['chosen_test_ci_high'])}",
         varied=f"95% t-interval {what_varied(config)}, {k} replicates",
-        decline=decline, within=within, exact=exact,
+        decline=decisions.decline_clause(point) + ".", within=within, exact=exact,
         per_n="; ".join(decisions.per_n_clauses(point, comparison,
                                                 config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN))) + ".",
         rule=(f"n = {chosen} is the smallest n whose mean validation accuracy is within one standard error (of the "
