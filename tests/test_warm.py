@@ -455,11 +455,16 @@ time.sleep(120)
 """
 
 
-def alive(pid) -> bool:
+def state(pid) -> str:
+    """The process's state letter from /proc (R, S, T, Z...), or "" once it is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
-        return False
+        return ""
+
+
+def alive(pid) -> bool:
+    return state(pid) not in ("", "Z")
 
 
 def test_a_killed_jobs_claim_is_free_while_its_dataloader_workers_live_on(tmp_path):
@@ -467,9 +472,14 @@ def test_a_killed_jobs_claim_is_free_while_its_dataloader_workers_live_on(tmp_pa
     workers = [int(pid) for pid in holder.stdout.readline().split()]
     try:
         assert len(workers) == 2
+        # Stopped workers cannot run their parent-death watchdog (it polls every 5 s), so they
+        # outlive the holder for as long as the test needs, still holding every inherited fd.
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        assert wait_until(lambda: all(state(pid) == "T" for pid in workers))
         holder.kill()
         holder.wait()
-        assert all(alive(pid) for pid in workers), "the workers exited too soon for this test to tell"
+        assert all(alive(pid) for pid in workers)
         claim = devices.claim_device(["gpu-w"], lock_dir=tmp_path, timeout=0)
         assert all(alive(pid) for pid in workers)
         claim.release()
