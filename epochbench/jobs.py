@@ -12,3 +12,23 @@ def log_to(path, mode: str = "w") -> logging.Logger:
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=FutureWarning)
     return logging.getLogger("epochbench")
+
+
+def learner_settings(snakemake) -> dict:
+    """The arguments that build a training job's learner, from its rule (`train` or `frozen_fit`): both build it alike."""
+    params = snakemake.params
+    return dict(
+        data_dir=snakemake.input.data[0].rsplit("/", 1)[0],
+        arch=snakemake.wildcards.arch,
+        seed=int(snakemake.wildcards.seed),
+        pretrained=snakemake.input.weights or params.pretrained,
+        fine_tune_args=dict(params.fine_tune),
+        batch_size=params.batch_size,
+        threads=snakemake.threads,
+        device=params.device,
+        deterministic=params.deterministic,
+        precision=params.precision,
+        channels_last=params.channels_last,
+        num_workers=params.num_workers,
+        dataset=params.dataset,
+    )

@@ -18,7 +18,7 @@ import yaml
 
 from . import __version__, decisions
 from .plots import caption
-from .tables import cell_times, rule_times
+from .tables import cell_times, epochs_computed, rule_times
 
 PACKAGES = [
     "torch", "torchvision", "fastai", "timm", "snakemake", "pandas", "numpy", "scipy", "scikit-learn",
@@ -138,6 +138,13 @@ def training_time(benchmark_files, finals) -> dict:
         f"per job on average ({pct(cells['overhead_share'].mean())} of a job), is start-up and writing results. "
         f"Throughput: {cells['images_per_second'].median():.0f} training images per second of epoch time (median)."
     )
+    computed, naive = epochs_computed(finals)
+    if computed < naive:
+        summary += (
+            f" Epochs computed: {computed}, against {naive} for a naive grid that calls fine_tune(n) for every cell "
+            f"({computed / naive:.2f} of it): fine_tune's frozen fit is the same for every n and for head_only, so it "
+            "ran once per architecture and replicate, and the cells resumed from it with the same numbers (tested)."
+        )
     rows = [
         dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), seed=int(r.seed), wall=num(r.wall_seconds, 1),
              epochs=num(r.epoch_seconds, 1), overhead=num(r.overhead_seconds, 1), share=pct(r.overhead_share),

@@ -16,7 +16,9 @@ def read_cell(history_csv, epoch_seconds_csv, metrics_json) -> tuple:
     history.insert(0, "step", range(1, len(history) + 1))
     for position, key in enumerate(CELL_KEYS):
         history.insert(position, key, final[key])
+    # What fine_tune(n) costs a user who runs it alone, the shared frozen fit's epochs included.
     final["train_seconds"] = float(history["seconds"].sum())
+    final["job_epoch_seconds"] = float(history["seconds"].iloc[final.get("epochs_shared", 0):].sum())
     return history, final
 
 
@@ -72,11 +74,13 @@ def latex_table(table: pd.DataFrame, name: str, experiment: str, config_hash: st
 
 
 def cell_times(benchmark_files, finals: pd.DataFrame) -> pd.DataFrame:
-    """Per training cell: its job's wall time, the seconds spent in epochs, the rest (start-up) and throughput.
+    """Per training cell: its job's wall time, the seconds its epochs took, the rest (start-up) and throughput.
 
-    Epoch seconds cover the training, validation and test passes; everything
-    else in the job's wall time (starting Python, imports, loading data and
-    weights, building the learner, writing results) is overhead.
+    Epoch seconds cover the training, validation and test passes of the
+    epochs the job computed (not the shared frozen fit's, see `frozen_fit`);
+    everything else in the job's wall time (starting Python, imports,
+    loading data, weights and the frozen fit, building the learner, writing
+    results) is overhead.
     """
     times = rule_times(benchmark_files)
     times = times[times["rule"] == "train"].copy()
@@ -86,8 +90,20 @@ def cell_times(benchmark_files, finals: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         **{key: cells[key] for key in CELL_KEYS},
         "wall_seconds": cells["seconds"],
-        "epoch_seconds": cells["train_seconds"],
-        "overhead_seconds": cells["seconds"] - cells["train_seconds"],
-        "overhead_share": (cells["seconds"] - cells["train_seconds"]) / cells["seconds"],
-        "images_per_second": cells["n_train"] * cells["epochs_trained"] / cells["train_seconds"],
+        "epoch_seconds": cells["job_epoch_seconds"],
+        "overhead_seconds": cells["seconds"] - cells["job_epoch_seconds"],
+        "overhead_share": (cells["seconds"] - cells["job_epoch_seconds"]) / cells["seconds"],
+        "images_per_second": cells["n_train"] * (cells["epochs_trained"] - cells["epochs_shared"])
+        / cells["job_epoch_seconds"],
     })
+
+
+def epochs_computed(finals: pd.DataFrame) -> tuple:
+    """(epochs the pipeline computed, epochs a naive grid of fine_tune(n) calls computes) for these cells.
+
+    A naive grid trains every epoch of every cell; the pipeline computes each
+    (architecture, seed)'s frozen fit once, and every cell's own epochs after it.
+    """
+    shared = finals.get("epochs_shared", pd.Series(0, index=finals.index))
+    frozen_fits = shared[shared > 0].groupby([finals["architecture"], finals["seed"]]).max().sum()
+    return int((finals["epochs_trained"] - shared).sum() + frozen_fits), int(finals["epochs_trained"].sum())

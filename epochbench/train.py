@@ -13,6 +13,11 @@ The strategies answer "does fine-tuning help at all?" on the same seeds and data
   epochs fine_tune(n) trains (freeze_epochs + n) with `fit_one_cycle` at its
   own rate, on inputs normalised as the pretrained runs' are. Does the
   pretrained body help, at the same epochs?
+
+fine_tune's first fit (the frozen one) is the same for every n and for
+head_only: the pipeline runs it once per (architecture, replicate) with
+`frozen_job` and the cells resume from its checkpoint (`train_cell(...,
+frozen_state=path)`), with numbers bit-identical to running straight through.
 """
 
 import contextlib
@@ -195,7 +200,7 @@ class EpochHistory(Callback):
 
     def __init__(self, label: str = "", test_every_epoch: bool = True, total_epochs: int = None):
         self.label, self.rows, self.seconds, self.fits, self.test_dl = label, [], [], 0, None
-        self.test_every_epoch, self.total_epochs = test_every_epoch, total_epochs
+        self.test_every_epoch, self.total_epochs, self.epochs_shared = test_every_epoch, total_epochs, 0
 
     def before_fit(self):
         self.fits += 1
@@ -300,19 +305,34 @@ def epochs_trained(n: int, fine_tune_args: dict) -> int:
     return {**FINE_TUNE_DEFAULTS, **fine_tune_args}["freeze_epochs"] + n
 
 
+def frozen_fit(learn, fine_tune_args: dict) -> None:
+    """fine_tune's first fit, the same whatever n is: the body frozen, one cycle of freeze_epochs at base_lr."""
+    args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
+    learn.freeze()
+    learn.fit_one_cycle(args["freeze_epochs"], slice(args["base_lr"]), pct_start=0.99)
+
+
+def second_fit(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
+    """fine_tune's second fit, over n epochs at half base_lr: the body unfrozen, or left frozen for head_only."""
+    args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
+    base_lr = args["base_lr"] / 2
+    if strategy == "fine_tune":
+        learn.unfreeze()
+    else:
+        # head_only is fine_tune with the `unfreeze()` left out: same fits, same rates, the body's weights stay
+        # put. unfreeze() -> freeze_to(0) also clears the optimizer's state (Adam's moments): so does head_only.
+        learn.opt.clear_state()
+    learn.fit_one_cycle(n, slice(base_lr / args["lr_mult"], base_lr), pct_start=args["pct_start"], div=args["div"])
+
+
 def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict, from_scratch_lr: float = None) -> None:
     """Train `learn` for n epochs plus fine_tune's frozen epochs: every strategy trains as many epochs."""
     args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
     if strategy == "fine_tune":
-        learn.fine_tune(n, **fine_tune_args)
+        learn.fine_tune(n, **fine_tune_args)  # fastai's own, straight through: what the shared frozen fit must equal
     elif strategy == "head_only":
-        # fastai's fine_tune with the `unfreeze()` left out: same fits, same rates, the body's weights stay put.
-        learn.freeze()
-        learn.fit_one_cycle(args["freeze_epochs"], slice(args["base_lr"]), pct_start=0.99)
-        base_lr = args["base_lr"] / 2
-        # fine_tune's unfreeze() -> freeze_to(0) clears the optimizer's state (Adam's moments) here.
-        learn.opt.clear_state()
-        learn.fit_one_cycle(n, slice(base_lr / args["lr_mult"], base_lr), pct_start=args["pct_start"], div=args["div"])
+        frozen_fit(learn, fine_tune_args)
+        second_fit(learn, strategy, n, fine_tune_args)
     elif strategy == "from_scratch":
         learn.unfreeze()
         learn.fit_one_cycle(args["freeze_epochs"] + n, from_scratch_lr or args["base_lr"])
@@ -324,13 +344,15 @@ def train_cell(
     data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict, strategy: str = "fine_tune",
     batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
     precision: str = "fp32", channels_last: bool = False, num_workers: int = 0, dataset: dict = None,
-    from_scratch_lr: float = None, test_every_epoch: bool = True,
+    from_scratch_lr: float = None, test_every_epoch: bool = True, frozen_state=None,
 ):
     """Run one cell of the grid; return (history rows, seconds per epoch, final metrics).
 
     `dataset` and `seed` pick the replicate's split and label noise (see
     `data.load_prepared`); `test_every_epoch` scores the test split after
-    every epoch rather than after the last one only.
+    every epoch rather than after the last one only. `frozen_state`, a
+    checkpoint of `frozen_job` for this architecture and seed, replaces
+    fine_tune's (or head_only's) frozen fit.
     """
     seed_everything(seed, threads, deterministic)
     weights = "none" if strategy == "from_scratch" else pretrained
@@ -342,7 +364,11 @@ def train_cell(
     history.test_every_epoch = test_every_epoch
     history.total_epochs = epochs_trained(n, fine_tune_args)
     with learn.no_bar(), learn.no_logging():
-        train_strategy(learn, strategy, n, fine_tune_args, from_scratch_lr)
+        if frozen_state is not None and strategy in ("fine_tune", "head_only"):
+            resume_after_frozen_fit(learn, history, frozen_state)
+            second_fit(learn, strategy, n, fine_tune_args)
+        else:
+            train_strategy(learn, strategy, n, fine_tune_args, from_scratch_lr)
     # The last epoch's validation and test passes ran on the final weights, in eval mode.
     last = history.rows[-1]
     final = dict(
@@ -350,12 +376,101 @@ def train_cell(
         valid_loss=last["valid_loss"], valid_accuracy=last["valid_accuracy"],
         test_loss=last["test_loss"], test_accuracy=last["test_accuracy"],
         epochs_trained=len(history.rows),
+        # The leading epochs this job did not compute: fine_tune's frozen fit, shared by every n (rule frozen_fit).
+        epochs_shared=history.epochs_shared,
         n_train=int((data.splits == TRAIN).sum()), n_valid=int((data.splits == VALID).sum()),
         n_test=int((data.splits == TEST).sum()),
     )
     log.info("%sfinal | valid_accuracy %.4f test_accuracy %.4f", history.label, last["valid_accuracy"],
              last["test_accuracy"])
     return history.rows, history.seconds, final
+
+
+def frozen_job(spec: dict) -> None:
+    """The `frozen_fit` rule's job: fine_tune's frozen fit for one architecture and seed, saved for its cells."""
+    learn, history = run_frozen_fit(**spec["cell"])
+    save_frozen_state(learn, history, spec["checkpoint"])
+
+
+def run_frozen_fit(
+    data_dir, arch: str, seed: int, pretrained: str, fine_tune_args: dict, batch_size: int = 64, threads: int = 1,
+    device: str = "auto", deterministic: bool = False, precision: str = "fp32", channels_last: bool = False,
+    num_workers: int = 0, dataset: dict = None,
+) -> tuple:
+    """(learner, history) after fine_tune's frozen fit, the learner built exactly as `train_cell` builds it."""
+    seed_everything(seed, threads, deterministic)
+    _, learn, history = seeded_learner(
+        data_dir, arch, pretrained, f"{arch} frozen fit seed {seed} | ", batch_size, device, precision,
+        channels_last, num_workers, dataset=dataset, seed=seed,
+    )
+    # The test split is scored at the frozen epochs for fine_tune(N)'s per-epoch curve; cells that
+    # score it at their end only leave those values out (`resume_after_frozen_fit`).
+    history.test_every_epoch = True
+    with learn.no_bar(), learn.no_logging():
+        frozen_fit(learn, fine_tune_args)
+    return learn, history
+
+
+def save_frozen_state(learn, history: EpochHistory, path) -> None:
+    """Save what fine_tune's second fit depends on, after the first; `resume_after_frozen_fit` restores it.
+
+    The model's trained parameters (the head, and batch norm, which fastai's
+    freeze keeps training) and every buffer: the frozen weights are those the
+    learner is built with. The optimizer's state; the random streams of
+    Python, NumPy and torch (on the CPU and every CUDA device) and of the
+    DataLoaders (fastai's `rng`, which shuffles); the history so far.
+    Kept to plain types and tensors, so that it loads with `weights_only`.
+    """
+    trained = {name for name, p in learn.model.named_parameters() if p.requires_grad}
+    trained |= {name for name, _ in learn.model.named_buffers()}
+    numpy_state = np.random.get_state()
+    state = dict(
+        model={name: t.cpu() for name, t in learn.model.state_dict().items() if name in trained},
+        optimizer=dict(
+            state=learn.opt.state_dict()["state"],
+            hypers=[{k: v.item() if isinstance(v, np.generic) else v for k, v in h.items()} for h in learn.opt.hypers],
+        ),
+        python_random=random.getstate(),
+        numpy_random=(numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]),
+        torch_random=torch.get_rng_state(),
+        cuda_random=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        loader_random=[dl.rng.getstate() for dl in learn.dls.loaders],
+        history=dict(rows=history.rows, seconds=history.seconds, fits=history.fits),
+    )
+    buffer = io.BytesIO()  # see pretrain_body: the temporary file's name must not end up in the bytes
+    torch.save(state, buffer)
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def resume_after_frozen_fit(learn, history: EpochHistory, path) -> None:
+    """Put `learn` (built as `frozen_job` built its own) and `history` where fine_tune's frozen fit left them."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    learn.freeze()  # creates the optimizer, as fine_tune's first step does
+    misfit = WeightsError(f"{path}: does not fit this learner (a frozen fit of another architecture or head)")
+    try:
+        missing, unexpected = learn.model.load_state_dict(state["model"], strict=False)
+    except RuntimeError:  # shapes that differ
+        raise misfit from None
+    frozen = {name for name, p in learn.model.named_parameters() if not p.requires_grad}
+    if unexpected or not set(missing) <= frozen:
+        raise misfit
+    learn.opt.load_state_dict(dict(state["optimizer"], state=[
+        {k: v.to(p.device) if torch.is_tensor(v) else v for k, v in s.items()}
+        for s, (p, *_) in zip(state["optimizer"]["state"], learn.opt.all_params())
+    ]))
+    random.setstate(state["python_random"])
+    name, key, *rest = state["numpy_random"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch_random"])
+    if state["cuda_random"]:
+        torch.cuda.set_rng_state_all(state["cuda_random"])
+    for dl, rng_state in zip(learn.dls.loaders, state["loader_random"]):
+        dl.rng.setstate(rng_state)
+    history.rows, history.seconds, history.fits = (state["history"][k] for k in ("rows", "seconds", "fits"))
+    history.epochs_shared = len(history.rows)
+    if not history.test_every_epoch:  # as if this cell had run the frozen fit itself: test at its end only
+        history.rows = [dict(row, test_loss=float("nan"), test_accuracy=float("nan")) for row in history.rows]
 
 
 def pretrain_body(
@@ -392,6 +507,7 @@ def train_job(spec: dict) -> None:
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     # Seconds vary from run to run; keeping them apart keeps history.csv and
     # metrics.json byte-identical across reruns of the same cell.
-    write_csv(spec["epoch_seconds"], history[["phase", "epoch"]].assign(seconds=seconds))
+    shared = np.arange(len(history)) < final["epochs_shared"]  # their seconds were spent in the shared job
+    write_csv(spec["epoch_seconds"], history[["phase", "epoch"]].assign(seconds=seconds, shared=shared))
     write_csv(spec["history"], history)
     write_json(spec["metrics"], final)

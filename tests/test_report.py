@@ -118,9 +118,13 @@ def test_cell_times_split_job_time_into_epochs_and_start_up(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"s\th:m:s\tmax_rss\n{wall}\t0:00:10\t100\n")
         files.append(path)
-    finals = pd.DataFrame(dict(strategy="fine_tune", architecture="netA", n=[1, 2], seed=0, train_seconds=[4.0, 12.0],
-                               epochs_trained=[2, 3], n_train=100))
+    # Each job resumed from the shared frozen fit (1 epoch of 2 s): its own epochs are the rest.
+    finals = pd.DataFrame(dict(strategy="fine_tune", architecture="netA", n=[1, 2], seed=0, train_seconds=[6.0, 14.0],
+                               job_epoch_seconds=[4.0, 12.0], epochs_trained=[2, 3], epochs_shared=1, n_train=100))
     cells = cell_times(files, finals).set_index("n")
     assert cells.loc[1, "overhead_seconds"] == 6.0 and cells.loc[2, "overhead_share"] == 0.25
-    assert cells.loc[2, "images_per_second"] == 100 * 3 / 12.0
-    assert report.training_time(files, finals)["summary"].startswith("2 training jobs took 26 s")
+    assert cells.loc[2, "images_per_second"] == 100 * 2 / 12.0
+    summary = report.training_time(files, finals)["summary"]
+    assert summary.startswith("2 training jobs took 26 s")
+    # The frozen epoch once, then 1 and 2 epochs of the cells: 4, where fine_tune(1) and fine_tune(2) make 2 + 3.
+    assert "Epochs computed: 4, against 5 for a naive grid" in summary

@@ -7,6 +7,7 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from fastai.callback.core import Callback
@@ -210,6 +211,48 @@ def test_test_split_scored_only_at_the_end_unless_asked(tiny_data):
     # Skipping the test passes changes nothing else: same training, same final numbers.
     assert final_last == final_every
     assert [r["valid_loss"] for r in last] == [r["valid_loss"] for r in every]
+
+
+def same_history(rows, other) -> bool:
+    """Equal row for row, bit for bit, NaN (an epoch without a test pass) equal to NaN."""
+    return pd.DataFrame(rows).equals(pd.DataFrame(other))
+
+
+@pytest.mark.parametrize("strategy", ["fine_tune", "head_only"])
+def test_cells_resumed_from_the_shared_frozen_fit_equal_running_straight_through(tiny_data, tmp_path, strategy):
+    args = dict(FT, freeze_epochs=2)
+    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=args, batch_size=16)
+    checkpoint = tmp_path / "frozen.pt"
+    train.frozen_job(dict(cell=cell, checkpoint=checkpoint))
+    for n, test_every_epoch in [(1, False), (3, True)]:
+        straight = train.train_cell(**cell, n=n, strategy=strategy, test_every_epoch=test_every_epoch)
+        resumed = train.train_cell(**cell, n=n, strategy=strategy, test_every_epoch=test_every_epoch,
+                                   frozen_state=checkpoint)
+        assert same_history(resumed[0], straight[0])
+        assert [r["fit"] for r in resumed[0]] == [1] * 2 + [2] * n  # the frozen fit's epochs shown too
+        assert resumed[2] == dict(straight[2], epochs_shared=2)
+        # The frozen epochs' seconds are the shared job's: what fine_tune(n) straight through would have spent.
+        assert len(resumed[1]) == len(straight[1])
+
+
+def test_every_random_stream_in_the_frozen_checkpoint_counts(tiny_data, tmp_path):
+    """Resuming without the DataLoader's own shuffling stream gives other numbers: the test above can fail."""
+    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=FT, batch_size=16)
+    checkpoint = tmp_path / "frozen.pt"
+    train.frozen_job(dict(cell=cell, checkpoint=checkpoint))
+    straight, _, _ = train.train_cell(**cell, n=2)
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save(dict(state, loader_random=[]), checkpoint)
+    resumed, _, _ = train.train_cell(**cell, n=2, frozen_state=checkpoint)
+    assert same_history(resumed[:1], straight[:1]) and not same_history(resumed, straight)
+
+
+def test_a_frozen_checkpoint_of_another_architecture_names_its_file(tiny_data, tmp_path):
+    cell = dict(data_dir=tiny_data, seed=0, pretrained="none", fine_tune_args=FT, batch_size=16)
+    checkpoint = tmp_path / "frozen.pt"
+    train.frozen_job(dict(cell=dict(cell, arch="test_resnet"), checkpoint=checkpoint))
+    with pytest.raises(train.WeightsError, match=str(checkpoint)):
+        train.train_cell(**cell, arch="resnet18", n=1, frozen_state=checkpoint)
 
 
 def test_cells_of_one_replicate_share_its_split_across_n_and_strategies(tmp_path, monkeypatch):

@@ -77,7 +77,7 @@ def cell_files(name):
 
 def body_weights(wildcards):
     """The body weights a training job starts from: the pipeline's own pretraining, a file, or none."""
-    if wildcards.strategy == "from_scratch":
+    if wildcards.get("strategy") == "from_scratch":
         return []
     if config["pretrained"] == "source":
         return f"{RESULTS}/pretrained/{wildcards.arch}.pt"
@@ -91,6 +91,12 @@ def benchmark_files():
     files = expand(f"{BENCH}/prepare_data/{{task}}.tsv", task=DATA_TASKS)
     if config["pretrained"] == "source":
         files += expand(f"{BENCH}/pretrain/{{arch}}.tsv", arch=ARCHITECTURES)
+    if {"fine_tune", "head_only"} & set(STRATEGIES):
+        files += expand(
+            f"{BENCH}/frozen_fit/{{arch}}/seed{{seed}}.tsv",
+            arch=ARCHITECTURES,
+            seed=SEEDS,
+        )
     files += expand(
         f"{BENCH}/train/{CELL}.tsv",
         strategy=STRATEGIES,
