@@ -28,6 +28,9 @@ spec = dict(
         # the finished fine_tune(old N) cells.
         test_every_epoch=(snakemake.wildcards.strategy == "fine_tune"  # noqa: F821
                           and int(snakemake.wildcards.n) == snakemake.config["max_epochs"]),  # noqa: F821
+        # Not a param either: how many jobs share a GPU changes no number of the cell, and a
+        # new value must not rerun finished cells.
+        jobs_per_gpu=snakemake.config["jobs_per_gpu"],  # noqa: F821
     ),
     history=snakemake.output.history,  # noqa: F821
     epoch_seconds=snakemake.output.epoch_seconds,  # noqa: F821
