@@ -99,6 +99,16 @@ def _check_dataset(dataset: dict, key: str) -> None:
             raise ConfigError(f"config key '{key}.label_regex': not a regular expression ({err})") from None
 
 
+def _check_jobs_per_gpu(jobs_per_gpu) -> None:
+    # The schema lets 2.0 through (JSON has no separate integers); the device claims need an int.
+    from .devices import check_slots
+
+    try:
+        check_slots(jobs_per_gpu)
+    except ValueError as err:
+        raise ConfigError(f"config key 'jobs_per_gpu': {err}") from None
+
+
 def schema_error(config: dict, schema_path) -> "str | None":
     """The most relevant schema violation of `config` as one line naming the key, or None.
 
@@ -126,6 +136,7 @@ def schema_error(config: dict, schema_path) -> "str | None":
 def check_config(config: dict, model_cache=None) -> None:
     """Raise ConfigError for the first setting that cannot work (`model_cache`: see `model_names`)."""
     _check_dataset(config["dataset"], "dataset")
+    _check_jobs_per_gpu(config.get("jobs_per_gpu", 1))
     pretrained = config["pretrained"]
     if pretrained == "source":
         if "source" not in config:

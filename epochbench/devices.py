@@ -8,6 +8,11 @@ killed job never leaves a device claimed. Lock files are named after the
 device's UUID, not its index: under a cluster scheduler every job may see its
 own GPU as `cuda:0`.
 
+A device offers `slots` claims (the config's `jobs_per_gpu`, default 1), one
+lock file each, so that several small jobs can share one GPU. Slot 0 keeps the
+plain `<key>.lock` name, so one slot per device claims exactly what it always
+did; runs that share a device should use the same number of slots.
+
 Lock files live in this user's private folder (`epochbench.userdir`), so no
 other user can create, hold or block them: claims share the GPUs among one
 user's jobs. The claim is held on a descriptor that no other process keeps:
@@ -35,10 +40,10 @@ def default_lock_dir() -> Path:
 
 
 class DeviceClaim:
-    """An exclusive claim on one device, held until `release()` or the end of the process."""
+    """An exclusive claim on one slot of one device, held until `release()` or the end of the process."""
 
-    def __init__(self, index: int, key: str, fd: int):
-        self.index, self.key, self._fd = index, key, fd
+    def __init__(self, index: int, key: str, fd: int, slot: int = 0):
+        self.index, self.key, self.slot, self._fd = index, key, slot, fd
         _held.add(self)
 
     def release(self) -> None:
@@ -73,30 +78,60 @@ def _open_lock(path: Path) -> int:
                               f"set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own") from None
 
 
-def claim_device(keys: list, lock_dir=None, timeout: float = 3600.0, poll: float = 1.0) -> DeviceClaim:
-    """Claim the first free device among `keys` (one stable name per visible device), waiting while all are taken."""
-    if not keys:
-        raise ValueError("no devices to claim")
-    lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+def slot_lock_name(key: str, slot: int) -> str:
+    """The lock file of one slot of a device: `<key>.lock` for slot 0, `<key>.slot<i>.lock` after it."""
+    return f"{key}.lock" if slot == 0 else f"{key}.slot{slot}.lock"
+
+
+def check_slots(slots) -> None:
+    """Raise ValueError unless `slots` is a whole number >= 1 (a bool or 2.0 is not: they would miscount locks)."""
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+        raise ValueError(f"slots per device must be a whole number >= 1 (got {slots!r})")
+
+
+def _make_lock_dir(lock_dir: Path) -> None:
     try:
         lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except PermissionError as err:
         raise PermissionError(f"{lock_dir}: cannot create the GPU claims folder ({err.strerror}); "
                               f"set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own") from None
+
+
+def _try_lock(path: Path) -> "int | None":
+    """The descriptor of `path` with an exclusive lock on it, or None if another process holds it."""
+    fd = _open_lock(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for a person looking at who holds it
+    return fd
+
+
+def claim_device(keys: list, lock_dir=None, timeout: float = 3600.0, poll: float = 1.0,
+                 slots: int = 1) -> DeviceClaim:
+    """Claim a free slot among `keys` (one stable name per visible device), `slots` per device, waiting while all are taken.
+
+    Slot 0 of every device is tried before slot 1 of any, so that jobs spread
+    over the devices before they share one.
+    """
+    if not keys:
+        raise ValueError("no devices to claim")
+    check_slots(slots)
+    lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
+    _make_lock_dir(lock_dir)
     deadline = time.monotonic() + timeout
     while True:
-        for index, key in enumerate(keys):
-            fd = _open_lock(lock_dir / f"{key}.lock")
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # for a person looking at who holds it
-            return DeviceClaim(index, key, fd)
+        for slot in range(slots):
+            for index, key in enumerate(keys):
+                fd = _try_lock(lock_dir / slot_lock_name(key, slot))
+                if fd is not None:
+                    return DeviceClaim(index, key, fd, slot)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{lock_dir}: every device ({', '.join(keys)}) stayed claimed for {timeout:.0f} s")
+            raise TimeoutError(f"{lock_dir}: every slot ({slots} per device) of every device ({', '.join(keys)}) "
+                               f"stayed claimed for {timeout:.0f} s")
         time.sleep(poll)
 
 
@@ -114,8 +149,8 @@ def cuda_device_keys() -> list:
 _claim = None  # the job's claim lives as long as the job
 
 
-def pick_device(choice: str = "auto"):
-    """CPU, or a CUDA device this job has claimed for itself ('auto' uses CUDA when there is one)."""
+def pick_device(choice: str = "auto", jobs_per_gpu: int = 1):
+    """CPU, or a CUDA device this job has claimed one of `jobs_per_gpu` slots of ('auto' uses CUDA when there is one)."""
     import torch
 
     global _claim
@@ -124,7 +159,7 @@ def pick_device(choice: str = "auto"):
     if not torch.cuda.is_available():
         raise RuntimeError("device: 'cuda' was asked for, but torch sees no CUDA device")
     if _claim is None:
-        _claim = claim_device(cuda_device_keys())
-        log.info("claimed cuda:%d (%s)", _claim.index, _claim.key)
+        _claim = claim_device(cuda_device_keys(), slots=jobs_per_gpu)
+        log.info("claimed cuda:%d (%s), slot %d of %d", _claim.index, _claim.key, _claim.slot + 1, jobs_per_gpu)
     torch.cuda.set_device(_claim.index)
     return torch.device("cuda", _claim.index)

@@ -31,4 +31,6 @@ def learner_settings(snakemake) -> dict:
         channels_last=params.channels_last,
         num_workers=params.num_workers,
         dataset=params.dataset,
+        # Not a param: how many jobs share a GPU changes no number, and a new value must not rerun finished jobs.
+        jobs_per_gpu=snakemake.config["jobs_per_gpu"],
     )

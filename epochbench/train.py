@@ -283,13 +283,15 @@ def speed_up(learn, device, precision: str = "fp32", channels_last: bool = False
 
 def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str,
                    precision: str = "fp32", channels_last: bool = False, num_workers: int = 0,
-                   score_test: bool = True, dataset: dict = None, seed: int = 0, normalize_as: str = None) -> tuple:
+                   score_test: bool = True, dataset: dict = None, seed: int = 0, normalize_as: str = None,
+                   jobs_per_gpu: int = 1) -> tuple:
     """(data, learner with an EpochHistory, scoring the test split too if `score_test`), after `seed_everything`.
 
-    `dataset` (the config's dataset block) and `seed` pick the replicate's split and label noise.
+    `dataset` (the config's dataset block) and `seed` pick the replicate's split and label noise;
+    on a GPU, the job shares its device with up to `jobs_per_gpu` - 1 others.
     """
     data = load_prepared(data_dir, dataset, seed)
-    dev = pick_device(device)
+    dev = pick_device(device, jobs_per_gpu)
     dls = make_dataloaders(data, batch_size, dev, num_workers)
     history = EpochHistory(label=label)
     learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history], normalize_as=normalize_as)
@@ -344,7 +346,7 @@ def train_cell(
     data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict, strategy: str = "fine_tune",
     batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
     precision: str = "fp32", channels_last: bool = False, num_workers: int = 0, dataset: dict = None,
-    from_scratch_lr: float = None, test_every_epoch: bool = True, frozen_state=None,
+    from_scratch_lr: float = None, test_every_epoch: bool = True, frozen_state=None, jobs_per_gpu: int = 1,
 ):
     """Run one cell of the grid; return (history rows, seconds per epoch, final metrics).
 
@@ -360,6 +362,7 @@ def train_cell(
         data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", batch_size, device,
         precision, channels_last, num_workers, dataset=dataset, seed=seed,
         normalize_as="imagenet" if strategy == "from_scratch" and pretrained == "imagenet" else None,
+        jobs_per_gpu=jobs_per_gpu,
     )
     history.test_every_epoch = test_every_epoch
     history.total_epochs = epochs_trained(n, fine_tune_args)
@@ -395,13 +398,13 @@ def frozen_job(spec: dict) -> None:
 def run_frozen_fit(
     data_dir, arch: str, seed: int, pretrained: str, fine_tune_args: dict, batch_size: int = 64, threads: int = 1,
     device: str = "auto", deterministic: bool = False, precision: str = "fp32", channels_last: bool = False,
-    num_workers: int = 0, dataset: dict = None,
+    num_workers: int = 0, dataset: dict = None, jobs_per_gpu: int = 1,
 ) -> tuple:
     """(learner, history) after fine_tune's frozen fit, the learner built exactly as `train_cell` builds it."""
     seed_everything(seed, threads, deterministic)
     _, learn, history = seeded_learner(
         data_dir, arch, pretrained, f"{arch} frozen fit seed {seed} | ", batch_size, device, precision,
-        channels_last, num_workers, dataset=dataset, seed=seed,
+        channels_last, num_workers, dataset=dataset, seed=seed, jobs_per_gpu=jobs_per_gpu,
     )
     # The test split is scored at the frozen epochs for fine_tune(N)'s per-epoch curve; cells that
     # score it at their end only leave those values out (`resume_after_frozen_fit`).
@@ -476,6 +479,7 @@ def resume_after_frozen_fit(learn, history: EpochHistory, path) -> None:
 def pretrain_body(
     data_dir, arch: str, out_path, epochs: int, lr: float, batch_size: int = 64, seed: int = 0,
     threads: int = 1, device: str = "auto", deterministic: bool = False, dataset: dict = None,
+    jobs_per_gpu: int = 1,
 ) -> dict:
     """Train `arch` from scratch on a source task and save its body's state_dict (the head is task-specific).
 
@@ -485,7 +489,7 @@ def pretrain_body(
     seed_everything(seed, threads, deterministic)
     # The source task's test split plays no part in anything: no need to score it every epoch.
     _, learn, history = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device,
-                                       score_test=False, dataset=dataset)
+                                       score_test=False, dataset=dataset, jobs_per_gpu=jobs_per_gpu)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     # Saved through a buffer: torch.save names the archive after the file it writes,

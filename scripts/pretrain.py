@@ -16,5 +16,7 @@ result = pretrain_body(
     device=snakemake.params.device,
     deterministic=snakemake.params.deterministic,
     dataset=snakemake.params.dataset,
+    # Not a param: how many jobs share a GPU changes no weight, and a new value must not rerun this job.
+    jobs_per_gpu=snakemake.config["jobs_per_gpu"],
 )
 write_json(snakemake.output.metrics, result)

@@ -41,6 +41,9 @@ SCHEMA_CASES = [
     ("path in experiment name", lambda c: c.update(experiment="../x"), "'experiment'"),
     ("missing key", lambda c: c.pop("architectures"), "'architectures': required"),
     ("bad fraction", lambda c: c["dataset"].update(valid_fraction=1.5), "'dataset.valid_fraction'"),
+    ("no GPU slots", lambda c: c.update(jobs_per_gpu=0), "'jobs_per_gpu'"),
+    ("fractional GPU slots", lambda c: c.update(jobs_per_gpu=1.5), "'jobs_per_gpu'"),
+    ("GPU slots as text", lambda c: c.update(jobs_per_gpu="2"), "'jobs_per_gpu'"),
 ]
 
 
@@ -62,6 +65,7 @@ CHECK_CASES = [
     ("missing weights file", lambda c: c.update(pretrained="/no/such/weights.pt"), "'pretrained'"),
     ("source without task", lambda c: c.pop("source"), "'source'"),
     ("batch larger than training split", lambda c: c.update(batch_size=500), "'batch_size'"),
+    ("GPU slots a float", lambda c: c.update(jobs_per_gpu=2.0), "'jobs_per_gpu'"),
     ("regex without group", lambda c: c.update(dataset=dict(name="folder", path="/", label_regex=r"\d+")),
      "'dataset.label_regex'"),
 ]

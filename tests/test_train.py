@@ -344,3 +344,24 @@ print("loaded", len(fixture), "tensors")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "loaded" in result.stdout
+
+
+class DevicePicked(Exception):
+    """Stops a job at its device choice: what it asked for is all a test of the pass-through needs."""
+
+
+def test_training_and_pretraining_jobs_ask_for_one_of_jobs_per_gpu_slots(tiny_data, tmp_path, monkeypatch):
+    asked = []
+
+    def pick_device(choice, jobs_per_gpu=1):
+        asked.append((choice, jobs_per_gpu))
+        raise DevicePicked
+
+    monkeypatch.setattr(train, "pick_device", pick_device)
+    with pytest.raises(DevicePicked):
+        train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=FT, device="cuda",
+                         jobs_per_gpu=3)
+    with pytest.raises(DevicePicked):
+        train.pretrain_body(tiny_data, "test_resnet", tmp_path / "body.pt", epochs=1, lr=1e-3, device="cuda",
+                            jobs_per_gpu=4)
+    assert asked == [("cuda", 3), ("cuda", 4)]

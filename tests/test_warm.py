@@ -395,28 +395,33 @@ def test_warm_and_cold_runs_of_a_cell_give_identical_bytes(tmp_path):
 CLAIM = """
 import sys, time
 from epochbench import devices
-claim = devices.claim_device(sys.argv[2].split(","), lock_dir=sys.argv[1], timeout=float(sys.argv[3]), poll=0.1)
-print(claim.key, flush=True)
+claim = devices.claim_device(sys.argv[2].split(","), lock_dir=sys.argv[1], timeout=float(sys.argv[3]), poll=0.1,
+                             slots=int(sys.argv[5]))
+print(claim.key, claim.slot, flush=True)
 time.sleep(float(sys.argv[4]))
 """
 
 
-def claimer(lock_dir, keys, timeout=30, hold=30):
-    return subprocess.Popen([sys.executable, "-c", CLAIM, str(lock_dir), ",".join(keys), str(timeout), str(hold)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def claimer(lock_dir, keys, timeout=30, hold=30, slots=1):
+    return subprocess.Popen([sys.executable, "-c", CLAIM, str(lock_dir), ",".join(keys), str(timeout), str(hold),
+                             str(slots)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def claimed_key(job) -> str:
+    return job.stdout.readline().split()[0]
 
 
 def test_each_job_claims_a_device_of_its_own_and_a_dead_job_frees_it(tmp_path):
     keys = ["gpu-a", "gpu-b"]
     first, second = claimer(tmp_path, keys), claimer(tmp_path, keys)
-    claimed = {first.stdout.readline().strip(), second.stdout.readline().strip()}
+    claimed = {claimed_key(first), claimed_key(second)}
     assert claimed == set(keys)
     third = claimer(tmp_path, keys)  # both devices taken: it waits
     time.sleep(1.5)
     assert third.poll() is None
     first.kill()  # a killed job: the kernel drops its lock
     first.wait()
-    assert third.stdout.readline().strip() in keys
+    assert claimed_key(third) in keys
     for job in (second, third):
         job.kill()
         job.wait()
@@ -432,6 +437,82 @@ def test_a_claim_times_out_with_the_lock_folder_named(tmp_path):
     again = devices.claim_device(["gpu-x"], lock_dir=tmp_path, timeout=1)
     assert again.key == "gpu-x"
     again.release()
+
+
+def claim_slots(lock_dir, keys, slots, count) -> list:
+    return [devices.claim_device(keys, lock_dir=lock_dir, timeout=0, slots=slots) for _ in range(count)]
+
+
+def release_all(claims) -> None:
+    for claim in claims:
+        claim.release()
+
+
+def test_a_device_offers_jobs_per_gpu_slots_and_a_freed_slot_is_claimed_again(tmp_path):
+    claims = claim_slots(tmp_path, ["gpu-x"], slots=3, count=3)
+    try:
+        assert sorted(claim.slot for claim in claims) == [0, 1, 2]
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["gpu-x.lock", "gpu-x.slot1.lock",
+                                                                    "gpu-x.slot2.lock"]
+        with pytest.raises(TimeoutError, match="3 per device"):
+            devices.claim_device(["gpu-x"], lock_dir=tmp_path, timeout=0, slots=3)
+        claims[1].release()
+        claims[1] = devices.claim_device(["gpu-x"], lock_dir=tmp_path, timeout=0, slots=3)
+        assert claims[1].slot == 1
+    finally:
+        release_all(claims)
+
+
+def test_a_job_waits_for_a_slot_and_gets_the_one_freed(tmp_path):
+    claims = claim_slots(tmp_path, ["gpu-x"], slots=2, count=2)
+    try:
+        waiting = claimer(tmp_path, ["gpu-x"], slots=2)
+        time.sleep(1.5)
+        assert waiting.poll() is None  # both slots taken: it waits
+        claims[0].release()
+        assert waiting.stdout.readline().split() == ["gpu-x", "0"]
+        waiting.kill()
+        waiting.wait()
+    finally:
+        release_all(claims)
+
+
+def test_jobs_spread_over_the_devices_before_they_share_one(tmp_path):
+    keys = ["gpu-a", "gpu-b"]
+    claims = claim_slots(tmp_path, keys, slots=2, count=4)
+    try:
+        assert [(claim.key, claim.slot) for claim in claims] == [("gpu-a", 0), ("gpu-b", 0), ("gpu-a", 1),
+                                                                 ("gpu-b", 1)]
+        assert [claim.index for claim in claims] == [0, 1, 0, 1]
+        with pytest.raises(TimeoutError, match="gpu-a, gpu-b"):
+            devices.claim_device(keys, lock_dir=tmp_path, timeout=0, slots=2)
+    finally:
+        release_all(claims)
+
+
+@pytest.mark.parametrize("slots", [0, -1, 1.5, 2.0, True, "2"])
+def test_slots_per_device_must_be_a_whole_number(tmp_path, slots):
+    with pytest.raises(ValueError, match="whole number"):
+        devices.claim_device(["gpu-x"], lock_dir=tmp_path, timeout=0, slots=slots)
+    assert not any(tmp_path.iterdir())  # refused before any lock was taken
+
+
+def test_pick_device_claims_one_of_jobs_per_gpu_slots(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("EPOCHBENCH_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
+    monkeypatch.setattr(devices, "cuda_device_keys", lambda: ["gpu-fake"])
+    monkeypatch.setattr(devices, "_claim", None)
+    other_job = devices.claim_device(["gpu-fake"], lock_dir=tmp_path, timeout=0)  # slot 0
+    try:
+        assert devices.pick_device("cuda", jobs_per_gpu=2) == torch.device("cuda", 0)
+        assert (devices._claim.key, devices._claim.slot) == ("gpu-fake", 1)
+    finally:
+        other_job.release()
+        if devices._claim is not None:
+            devices._claim.release()
 
 
 def test_claims_live_in_the_users_private_folder(private_runtime_dir):

@@ -38,6 +38,8 @@ CONFIG_HASH = config_hash(config)
 # Training jobs ask the scheduler for a GPU when the config insists on one. 'auto'
 # uses one when the job finds it: locally that is whatever the machine has, and
 # under the SLURM profile its set-resources ask for a GPU for every training job.
+# With jobs_per_gpu K > 1 locally, this 1 is one of a GPU's K slots (Snakemake rounds
+# resources to whole numbers, so a job cannot ask for 1/K of a GPU): --resources gpu=G*K.
 GPUS_PER_JOB = 1 if config["device"] == "cuda" else 0
 
 RESULTS = f"results/{EXPERIMENT}"

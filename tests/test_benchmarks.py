@@ -1,0 +1,19 @@
+"""The benchmarks that need hardware this machine may lack refuse cleanly rather than write numbers."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_benchmark_without_a_gpu_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "gpu.csv"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), str(out)],
+                            env=dict(os.environ, CUDA_VISIBLE_DEVICES=""), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "no CUDA device" in result.stderr
+    assert result.stdout == ""
+    assert not out.exists() and list(tmp_path.iterdir()) == []
