@@ -11,7 +11,7 @@ spec = dict(
         learner_settings(snakemake),  # noqa: F821
         strategy=wildcards.strategy,
         n=int(wildcards.n),
-        from_scratch_lr=snakemake.params.from_scratch["lr"],  # noqa: F821
+        from_scratch_lr=(snakemake.params.from_scratch or {}).get("lr"),  # noqa: F821  (from_scratch cells only)
         # Only the longest fine_tune runs' per-epoch test metrics are read (early stopping). Not a
         # param on purpose: scoring changes no number of the cell, and raising N must not rerun
         # the finished fine_tune(old N) cells.

@@ -33,6 +33,8 @@ def test_plan_has_one_training_job_per_cell(finished_run):
     jobs = planned_jobs(dry_output)
     assert jobs["train"] == len(config["strategies"]) * len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
     assert jobs["pretrain"] == len(config["architectures"])
+    # fine_tune's frozen fit, once per architecture and replicate, for fine_tune(n) and head_only(n) alike.
+    assert jobs["frozen_fit"] == len(config["architectures"]) * len(config["seeds"])
     assert jobs["prepare_data"] == 2
     for rule in ("collect_tables", "summarize", "plot_figures", "latex_tables", "render_report"):
         assert jobs[rule] == 1
@@ -45,11 +47,27 @@ def test_raising_n_or_adding_a_seed_plans_only_the_new_cells(finished_run):
     n_max, seeds = config["max_epochs"], config["seeds"]
     raised = planned_jobs(snakemake(workdir, "--dry-run", "--config", f"max_epochs={n_max + 1}").stdout)
     assert raised["train"] == archs * len(seeds)
-    assert "prepare_data" not in raised and "pretrain" not in raised
+    assert "prepare_data" not in raised and "pretrain" not in raised and "frozen_fit" not in raised
     more_seeds_config = workdir / "more_seeds.yaml"
     more_seeds_config.write_text(yaml.safe_dump(dict(config, seeds=seeds + [99])))
     more_seeds = planned_jobs(snakemake(workdir, "--dry-run", configfile=more_seeds_config).stdout)
     assert more_seeds["train"] == archs * n_max
+
+
+def test_a_setting_of_the_frozen_fit_rebuilds_it_and_every_cell_after_it(finished_run):
+    workdir, _ = finished_run
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    cells = len(config["architectures"]) * len(config["seeds"]) * config["max_epochs"]
+    changed = dict(config, fine_tune=dict(config.get("fine_tune", {}), base_lr=0.005))
+    (workdir / "changed_lr.yaml").write_text(yaml.safe_dump(changed))
+    planned = planned_jobs(snakemake(workdir, "--dry-run", configfile=workdir / "changed_lr.yaml").stdout)
+    assert planned["frozen_fit"] == len(config["architectures"]) * len(config["seeds"])
+    assert planned["train"] == cells * len(config["strategies"])
+    # from_scratch's rate is no setting of the frozen fit: only from_scratch's cells rerun.
+    other = dict(config, from_scratch=dict(config.get("from_scratch", {}), lr=0.02))
+    (workdir / "changed_scratch.yaml").write_text(yaml.safe_dump(other))
+    planned = planned_jobs(snakemake(workdir, "--dry-run", configfile=workdir / "changed_scratch.yaml").stdout)
+    assert "frozen_fit" not in planned and planned["train"] == cells
 
 
 def test_report_shows_the_numbers_of_the_tables(finished_run):

@@ -88,6 +88,27 @@ def body_weights(wildcards):
     return config["pretrained"]
 
 
+# The settings a training job's learner is built with: a change to any reruns its jobs.
+LEARNER_PARAMS = dict(
+    pretrained=config["pretrained"],
+    fine_tune=config["fine_tune"],
+    batch_size=config["batch_size"],
+    device=config["device"],
+    deterministic=config["deterministic"],
+    precision=config["precision"],
+    channels_last=config["channels_last"],
+    num_workers=config["num_workers"],
+    dataset=config["dataset"],
+)
+
+
+def frozen_checkpoint(wildcards):
+    """fine_tune(n) and head_only(n) resume from their architecture's and seed's frozen fit; from_scratch has none."""
+    if wildcards.strategy == "from_scratch":
+        return []
+    return f"{RESULTS}/frozen/{wildcards.arch}/seed{wildcards.seed}.pt"
+
+
 def benchmark_files():
     """Every job's Snakemake benchmark file upstream of the report, for the 'where the time went' table."""
     files = expand(f"{BENCH}/prepare_data/{{task}}.tsv", task=DATA_TASKS)

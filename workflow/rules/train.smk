@@ -1,24 +1,3 @@
-# The settings a training job's learner is built with: a change to any reruns its jobs.
-LEARNER_PARAMS = dict(
-    pretrained=config["pretrained"],
-    fine_tune=config["fine_tune"],
-    batch_size=config["batch_size"],
-    device=config["device"],
-    deterministic=config["deterministic"],
-    precision=config["precision"],
-    channels_last=config["channels_last"],
-    num_workers=config["num_workers"],
-    dataset=config["dataset"],
-)
-
-
-def frozen_checkpoint(wildcards):
-    """fine_tune(n) and head_only(n) resume from their architecture's and seed's frozen fit; from_scratch has none."""
-    if wildcards.strategy == "from_scratch":
-        return []
-    return f"{RESULTS}/frozen/{wildcards.arch}/seed{wildcards.seed}.pt"
-
-
 rule frozen_fit:
     """fine_tune's first fit (body frozen), which is the same for every n and for head_only: run once, saved for them."""
     input:
@@ -66,6 +45,9 @@ rule train:
         gpu=GPUS_PER_JOB,
     params:
         **LEARNER_PARAMS,
-        from_scratch=config["from_scratch"],
+        # Only from_scratch cells read it: a new rate must not rerun the others.
+        from_scratch=lambda wildcards: (
+            config["from_scratch"] if wildcards.strategy == "from_scratch" else None
+        ),
     script:
         "../../scripts/train.py"
