@@ -1,7 +1,6 @@
 """A bad config stops before any training, with one line that names the key."""
 
 import copy
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -99,11 +98,7 @@ def test_snakemake_stops_on_bad_config_before_any_job(name, mutate, expected, tm
     mutate(config)
     config_file = tmp_path / "bad.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(config_file), "--cores", "1"],
-        capture_output=True, text=True,
-    )
+    result = snakemake(tmp_path, check=False, configfile=config_file)
     assert result.returncode != 0
     messages = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("epochbench: ")]
     assert len(messages) == 1 and expected in messages[0], result.stdout + result.stderr

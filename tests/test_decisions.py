@@ -156,8 +156,11 @@ def test_strategies_are_paired_and_holm_adjusted_over_the_table():
 
 
 # --- calibration by simulation ---------------------------------------------------------------------
+# 500 simulated experiments each: those that take seconds (about 2.5 minutes together on 2 cores) are
+# marked slow, left out of `make test-fast`.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [3, 5, 10])
 @pytest.mark.parametrize("max_n", [6, 10])
 def test_null_experiments_rarely_claim_worse_or_overfitting(k, max_n):
@@ -175,6 +178,7 @@ def test_null_experiments_rarely_claim_worse_or_overfitting(k, max_n):
     assert overfits / SIMULATIONS <= ALPHA + TOLERANCE
 
 
+@pytest.mark.slow
 def test_null_experiments_with_two_architectures_rarely_claim_anything_in_the_whole_table():
     """The report compares every architecture's n at once: one family, one false-claim budget."""
     rng = np.random.default_rng(8)
@@ -186,6 +190,7 @@ def test_null_experiments_with_two_architectures_rarely_claim_anything_in_the_wh
     assert claims / SIMULATIONS <= ALPHA + TOLERANCE
 
 
+@pytest.mark.slow
 def test_overfits_needs_no_winner_correction_because_n_is_compared_with_a_fixed_n():
     """Accuracy rises to N: no n < N is above N, so 'overfits' would be false however the means fall."""
     rng = np.random.default_rng(9)
@@ -206,6 +211,7 @@ def test_null_experiments_of_the_old_rule_claimed_too_often():
     assert false_claims / SIMULATIONS > ALPHA + TOLERANCE
 
 
+@pytest.mark.slow
 def test_equivalence_is_rarely_claimed_for_differences_at_the_margin():
     """Every other n is exactly one margin (1 point) below n = 1: 'equivalent' would be a false claim."""
     rng = np.random.default_rng(11)
@@ -215,6 +221,7 @@ def test_equivalence_is_rarely_claimed_for_differences_at_the_margin():
         assert claims / SIMULATIONS <= ALPHA + TOLERANCE
 
 
+@pytest.mark.slow
 def test_a_real_decline_is_found_with_ten_replicates():
     """Flat to n = 4, then 3 points down by n = N = 6, cell noise 1.5 points: 'overfits' in at least 80%."""
     rng = np.random.default_rng(12)
@@ -225,6 +232,7 @@ def test_a_real_decline_is_found_with_ten_replicates():
     assert found / SIMULATIONS >= 0.80
 
 
+@pytest.mark.slow
 def test_strategy_table_under_the_null_rarely_claims_anything():
     """Two baselines that equal fine_tune in truth, 2 architectures x 6 n: any better/worse is a false claim."""
     rng = np.random.default_rng(13)
