@@ -19,6 +19,7 @@ import yaml
 from . import __version__, decisions
 from .plots import caption
 from .tables import cell_times, epochs_computed, rule_times
+from .warm import cuda_device_present
 
 PACKAGES = [
     "torch", "torchvision", "fastai", "timm", "snakemake", "pandas", "numpy", "scipy", "scikit-learn",
@@ -94,6 +95,8 @@ def hardware() -> dict:
                 model = line.split(":", 1)[1].strip()
                 break
     info = {"platform": platform.platform(), "cpu": model, "cpu cores": str(os.cpu_count())}
+    if not cuda_device_present():  # no driver, no GPU: and no need to import torch (seconds) to say so
+        return dict(info, gpus="none")
     try:
         import torch
 
