@@ -25,7 +25,7 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(ROOT))
 
 from epochbench.io import write_csv, write_text  # noqa: E402
-from epochbench.tables import cell_times  # noqa: E402
+from epochbench.tables import cell_times, epochs_computed  # noqa: E402
 
 
 def snakemake(workdir, configfile, targets=("all",), options=(), env=None) -> float:
@@ -65,7 +65,10 @@ def bench_loop() -> dict:
     looped = naive_loop(work, config_path)
     loop_seconds = time.perf_counter() - start
     drift = pipeline_metrics(results).merge(looped, on=CELL_KEYS, suffixes=("", "_loop"))
+    # The loop trains every epoch of every cell; the pipeline runs each (architecture, seed)'s frozen fit once.
+    computed, naive = epochs_computed(pd.read_csv(results / "tables" / "finals.csv"))
     return dict(cells=len(drift), pipeline_seconds=pipeline_seconds, loop_seconds=loop_seconds,
+                pipeline_epochs=computed, loop_epochs=naive, epochs_ratio=computed / naive,
                 loop_threads=int(looped.attrs["threads"]), ratio=pipeline_seconds / loop_seconds,
                 mean_abs_test_accuracy_difference=float((drift["test_accuracy"] - drift["test_accuracy_loop"]).abs().mean()))
 
@@ -125,10 +128,15 @@ def bench_startup() -> dict:
     cells = cell_times(sorted((results / "benchmarks" / "train").rglob("*.tsv")), finals)
     write_csv(RESULTS / "startup_cells.csv", cells)
     rerun = snakemake(work, ROOT / "config" / "config.yaml")  # nothing to do
-    # The SLURM executor plugin probes sacct/squeue when Snakemake loads it; where SLURM's
-    # tools are installed but accounting is not running, that probe alone takes seconds.
+    # Snakemake imports every installed executor plugin to build its command line, and the SLURM
+    # plugin (2.x) works out its `status_command` default at import: `which sacct`, `which squeue`
+    # and `scontrol show config` (10 s timeout). Where SLURM's tools are installed and a slurm.conf
+    # names a controller that does not answer, that alone takes up to 10 s; no Snakemake option
+    # skips it. Measured both ways.
     rerun_bare = snakemake(work, ROOT / "config" / "config.yaml", env=dict(os.environ, PATH=path_without_slurm()))
-    return dict(cells=len(cells), pipeline_seconds=wall, noop_rerun_seconds=rerun,
+    # The fixed part of a run: tables, statistics, figures, LaTeX and the report, from finished cells.
+    fixed = snakemake(work, ROOT / "config" / "config.yaml", options=["--forcerun", "collect_tables"])
+    return dict(cells=len(cells), pipeline_seconds=wall, noop_rerun_seconds=rerun, fixed_cost_seconds=fixed,
                 noop_rerun_seconds_without_slurm_tools=rerun_bare, mean_wall_seconds=cells["wall_seconds"].mean(),
                 mean_overhead_seconds=cells["overhead_seconds"].mean(),
                 mean_overhead_share=cells["overhead_share"].mean(),
@@ -174,7 +182,10 @@ def markdown(results: dict) -> str:
         r = results["loop"]
         lines.append(f"| pipeline vs naive loop ({r['cells']} cells, `benchmarks/loop.yaml`) | pipeline "
                      f"{r['pipeline_seconds']:.0f} s, loop ({r['loop_threads']} threads) {r['loop_seconds']:.0f} s | "
-                     f"{r['ratio']:.2f} | ≤ 0.6 |")
+                     f"{r['ratio']:.2f} | ≤ 0.5 |")
+        if "epochs_ratio" in r:
+            lines.append(f"| epochs computed: pipeline vs naive grid (same run) | {r['pipeline_epochs']} vs "
+                         f"{r['loop_epochs']} epochs | {r['epochs_ratio']:.2f} | ≈ 0.8 at N = 6 |")
     if "identity" in results:
         r = results["identity"]
         lines.append(f"| same metrics in the pipeline and in a loop with its one thread per cell | "
@@ -183,7 +194,7 @@ def markdown(results: dict) -> str:
         r = results["throughput"]
         lines.append(f"| fastai vs bare PyTorch, {r['architecture']}, {r['threads']} thread, batch {r['batch_size']} "
                      f"| {r['fastai_images_per_second']:.0f} vs {r['pytorch_images_per_second']:.0f} images/s | "
-                     f"{r['ratio']:.2f} | ≥ 0.85 |")
+                     f"{r['ratio']:.2f} | ≥ 0.9 |")
     if "startup" in results:
         r = results["startup"]
         lines.append(f"| start-up share of a training job, default config ({r['cells']} cells, run in "
@@ -193,6 +204,10 @@ def markdown(results: dict) -> str:
                      f"{r['noop_rerun_seconds_without_slurm_tools']:.1f} s (with SLURM's client tools on PATH but "
                      f"no accounting daemon, as the SLURM tests leave this machine: {r['noop_rerun_seconds']:.1f} s) | "
                      f"– | < 5 s |")
+        if "fixed_cost_seconds" in r:
+            lines.append(f"| fixed cost: tables, statistics, figures and report from finished cells "
+                         f"(`--forcerun collect_tables`, Snakemake's start included) | "
+                         f"{r['fixed_cost_seconds']:.1f} s | – | ≤ 15 s |")
     if "scaling" in results:
         rows = results["scaling"]
         measured = ", ".join(f"N={r['max_epochs']}: {r['pipeline_seconds']:.0f} s" for r in rows)
