@@ -22,43 +22,8 @@ SPLIT_COLORS = {"valid": "#1f77b4", "test": "#d62728"}
 # Fixed metadata and hash salt so that the same tables give byte-identical SVG/PDF files.
 SAVE_METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {}}
 
-CAPTIONS = {
-    "accuracy_vs_n": (
-        "Accuracy after fine_tune(n) against n, per architecture. Each small point is one seed's final "
-        "accuracy; the line is the mean over seeds and the band its 95% t-interval. Blue: validation "
-        "(used to choose n), red: held-out test. The dashed line marks the n chosen by the "
-        "one-standard-error rule on validation accuracy (the standard error of the paired difference to the best n)."
-    ),
-    "loss_vs_n": (
-        "Cross-entropy loss after fine_tune(n) against n, per architecture, with each seed's point, "
-        "the mean over seeds and its 95% t-interval. Validation loss usually turns up before accuracy "
-        "falls: the network grows confident on what it gets wrong."
-    ),
-    "within_run_curve": (
-        "Two different views of the same question. Line with band: validation accuracy epoch by epoch "
-        "within the longest runs, fine_tune(N), mean over seeds and 95% t-interval. Dots: validation "
-        "accuracy at the end of fine_tune(n), n = 1..N. Epoch e of fine_tune(N) sits at another point "
-        "of the one-cycle schedule than the end of fine_tune(e), so the two curves need not agree."
-    ),
-    "accuracy_vs_cost": (
-        "Held-out test accuracy against compute, per architecture (colour) and strategy (marker): epochs "
-        "trained, fine_tune's frozen epochs included (left), and measured training seconds (right); means "
-        "over seeds with 95% t-intervals, one point per n. The step between neighbouring points is what one "
-        "more epoch costs and buys."
-    ),
-    "strategy_comparison": (
-        "Does fine-tuning help at all? Held-out test accuracy against n for fine_tune (fastai's fine_tune(n)), "
-        "head_only (the same schedule, body frozen throughout) and from_scratch (random weights, "
-        "fit_one_cycle over the same freeze_epochs + n epochs), on the same replicates: mean over replicates and "
-        "95% t-interval."
-    ),
-}
 STRATEGY_MARKERS = {"fine_tune": "o", "head_only": "s", "from_scratch": "^"}
 STRATEGY_LINES = {"fine_tune": "-", "head_only": "--", "from_scratch": ":"}
-
-
-def caption(name: str, experiment: str, config_hash: str) -> str:
-    return f"{CAPTIONS[name]} Experiment {experiment}, config {config_hash}."
 
 
 def save_figure(fig, out_stem) -> list:

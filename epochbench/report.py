@@ -17,7 +17,6 @@ import pandas as pd
 import yaml
 
 from . import __version__, decisions
-from .plots import caption
 from .tables import cell_times, epochs_computed, rule_times
 from .warm import cuda_device_present
 
@@ -25,6 +24,45 @@ PACKAGES = [
     "torch", "torchvision", "fastai", "timm", "snakemake", "pandas", "numpy", "scipy", "scikit-learn",
     "seaborn", "matplotlib", "jinja2",
 ]
+
+
+# What each figure of epochbench.plots shows, for the report (kept here: importing the plots
+# module means importing matplotlib and seaborn, seconds that rendering the page does not need).
+FIGURE_CAPTIONS = {
+    "accuracy_vs_n": (
+        "Accuracy after fine_tune(n) against n, per architecture. Each small point is one seed's final "
+        "accuracy; the line is the mean over seeds and the band its 95% t-interval. Blue: validation "
+        "(used to choose n), red: held-out test. The dashed line marks the n chosen by the "
+        "one-standard-error rule on validation accuracy (the standard error of the paired difference to the best n)."
+    ),
+    "loss_vs_n": (
+        "Cross-entropy loss after fine_tune(n) against n, per architecture, with each seed's point, "
+        "the mean over seeds and its 95% t-interval. Validation loss usually turns up before accuracy "
+        "falls: the network grows confident on what it gets wrong."
+    ),
+    "within_run_curve": (
+        "Two different views of the same question. Line with band: validation accuracy epoch by epoch "
+        "within the longest runs, fine_tune(N), mean over seeds and 95% t-interval. Dots: validation "
+        "accuracy at the end of fine_tune(n), n = 1..N. Epoch e of fine_tune(N) sits at another point "
+        "of the one-cycle schedule than the end of fine_tune(e), so the two curves need not agree."
+    ),
+    "accuracy_vs_cost": (
+        "Held-out test accuracy against compute, per architecture (colour) and strategy (marker): epochs "
+        "trained, fine_tune's frozen epochs included (left), and measured training seconds (right); means "
+        "over seeds with 95% t-intervals, one point per n. The step between neighbouring points is what one "
+        "more epoch costs and buys."
+    ),
+    "strategy_comparison": (
+        "Does fine-tuning help at all? Held-out test accuracy against n for fine_tune (fastai's fine_tune(n)), "
+        "head_only (the same schedule, body frozen throughout) and from_scratch (random weights, "
+        "fit_one_cycle over the same freeze_epochs + n epochs), on the same replicates: mean over replicates and "
+        "95% t-interval."
+    ),
+}
+
+
+def caption(name: str, experiment: str, config_hash: str) -> str:
+    return f"{FIGURE_CAPTIONS[name]} Experiment {experiment}, config {config_hash}."
 
 
 def pct(x) -> str:
