@@ -17,7 +17,7 @@ from conftest import ROOT, snakemake, sweep_only_config
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 # The one-node test cluster has no GPU: its jobs ask for none (this replaces the profile's set-resources).
-NO_GPUS = ["--set-resources", "train:gpu=0", "pretrain:gpu=0"]
+NO_GPUS = ["--set-resources", "train:gpu=0", "frozen_fit:gpu=0", "pretrain:gpu=0"]
 # Without slurmdbd there is no accounting: follow jobs with squeue, submit without an account.
 NO_ACCOUNTING = ["--slurm-status-command", "squeue", "--slurm-no-account"]
 # A test cluster answers at once: poll it often, and keep the job logs to look at.
@@ -96,7 +96,7 @@ def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_pat
         running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True)
         for line in running.stdout.splitlines():
             job_id, comment = line.split(" ", 1)
-            if "train" in comment or "pretrain" in comment:
+            if "train" in comment:  # train or pretrain
                 subprocess.run(["scancel", job_id], check=True)  # what SLURM does to a job past its time limit
                 killed = job_id
                 break
@@ -144,11 +144,12 @@ def test_pets_through_the_profile_asks_a_gpu_for_every_training_job(tmp_path, de
     config_file.write_text(yaml.safe_dump(dict(config, device=device)))
     result = snakemake(tmp_path, "--dry-run", "--profile", str(PROFILE), configfile=config_file)
     jobs = planned_resources(result.stdout + result.stderr)
-    training = [resources for rule, resources in jobs if rule in ("train", "pretrain")]
+    training = [(rule, resources) for rule, resources in jobs if rule in ("train", "frozen_fit", "pretrain")]
     cells = len(config["architectures"]) * config["max_epochs"] * len(config["seeds"])
-    assert len(training) == cells * len(config.get("strategies", ["fine_tune"]))
-    sized = profile_resources()["train"]
-    for resources in training:
+    frozen_fits = len(config["architectures"]) * len(config["seeds"])
+    assert len(training) == cells * len(config.get("strategies", ["fine_tune"])) + frozen_fits
+    for rule, resources in training:
+        sized = profile_resources()[rule]
         assert resources["gpu"] == "1"
         assert (resources["mem_mb"], resources["runtime"]) == (str(sized["mem_mb"]), str(sized["runtime"]))
 
