@@ -89,6 +89,7 @@ def _check_dataset(dataset: dict, key: str) -> None:
             raise ConfigError(f"config key '{key}.path': name 'folder' needs the path of an image folder")
         if not Path(dataset["path"]).is_dir():
             raise ConfigError(f"config key '{key}.path': folder {dataset['path']!r} does not exist")
+    _check_dataset_split(dataset, key)
     if dataset.get("label_regex") is not None:
         import re
 
@@ -97,6 +98,32 @@ def _check_dataset(dataset: dict, key: str) -> None:
                 raise ConfigError(f"config key '{key}.label_regex': needs one (group) that captures the label")
         except re.error as err:
             raise ConfigError(f"config key '{key}.label_regex': not a regular expression ({err})") from None
+
+
+def _check_dataset_split(dataset: dict, key: str) -> None:
+    """dataset.split folders needs a dataset with split subfolders; unset (auto) must not be ambiguous."""
+    from .data import HAS_SPLIT_FOLDERS, DataError, split_folders
+
+    name, split = dataset["name"], dataset.get("split", "auto")
+    if name != "folder":
+        if split == "folders" and not HAS_SPLIT_FOLDERS[name]:
+            raise ConfigError(f"config key '{key}.split': folders, but {name} has no train/ and valid/ split "
+                              "folders; use random (or leave it unset)")
+        return
+    if dataset.get("label_regex") is not None:
+        if split == "folders":
+            raise ConfigError(f"config key '{key}.split': folders needs train/ and valid/ (or val/) subfolders of "
+                              "<class>/ folders, but label_regex labels a flat folder; use random (or leave it unset)")
+        return
+    if split == "random":
+        return
+    try:
+        layout = split_folders(dataset["path"])
+    except DataError as err:
+        raise ConfigError(f"config key '{key}.split': {err}") from None
+    if split == "folders" and layout is None:
+        raise ConfigError(f"config key '{key}.split': folders, but {dataset['path']!r} has no train/ and valid/ "
+                          "(or val/) subfolders; use random (or leave it unset)")
 
 
 def _check_jobs_per_gpu(jobs_per_gpu) -> None:

@@ -26,6 +26,14 @@ FASHION_MNIST_CLASSES = [
 ]
 PETS_LABEL_REGEX = r"^(.+)_\d+\.jpg$"
 
+# fastai's GrandparentSplitter layout: <root>/<split>/<class>/<image>.
+TRAIN_FOLDER, VALID_FOLDERS, TEST_FOLDER = "train", ("valid", "val"), "test"
+# How the named fastai datasets split: Imagenette ships train/ and val/, MNIST_TINY train/, valid/ and an
+# unlabelled test/; Pets is one flat images/ folder, which fastai's own recipe (fastbook ch. 5) splits at random.
+# Digits and Fashion-MNIST (only its training files are read) are not folders.
+HAS_SPLIT_FOLDERS = {"digits": False, "fashion_mnist": False, "pets": False, "imagenette_160": True,
+                     "mnist_tiny": True}
+
 
 class DataError(ValueError):
     """A dataset that cannot be used; the message names the path or key at fault."""
@@ -38,11 +46,16 @@ class ImageSet:
     images: "np.ndarray | list[Path]"
     labels: np.ndarray
     classes: list
+    # With the dataset's own split (dataset.split: folders): the folder each image came from, as
+    # TRAIN / VALID / TEST, and how it was chosen (see `folder_split_meta`). None when split at random.
+    origin: "np.ndarray | None" = None
+    split_info: "dict | None" = None
 
     def subset(self, index):
         index = np.asarray(index)
         images = self.images[index] if isinstance(self.images, np.ndarray) else [self.images[i] for i in index]
-        return ImageSet(images, self.labels[index], self.classes)
+        origin = None if self.origin is None else self.origin[index]
+        return ImageSet(images, self.labels[index], self.classes, origin, self.split_info)
 
 
 @dataclass
@@ -118,18 +131,45 @@ def load_fashion_mnist(path=None, url=None, cache_dir=None) -> ImageSet:
     return ImageSet(images, labels, list(FASHION_MNIST_CLASSES))
 
 
-def load_image_folder(root, label_regex=None) -> ImageSet:
+def split_folders(root) -> "dict | None":
+    """The split subfolders of `root` ({'train': 'train', 'valid': 'val', 'test': 'test' or None}), or None.
+
+    A folder has split subfolders when it has `train/` and `valid/` or `val/`
+    (fastai's GrandparentSplitter layout). `test/` counts only if it holds
+    labelled images, in `test/<class>/` folders: fastai's MNIST_TINY ships an
+    unlabelled `test/`, which cannot be scored.
+    """
+    root = Path(root)
+    valid = [d for d in VALID_FOLDERS if (root / d).is_dir()]
+    if not (root / TRAIN_FOLDER).is_dir() or not valid:
+        return None
+    if len(valid) > 1:
+        raise DataError(f"{root}: has both valid/ and val/, so its validation split is ambiguous; keep one, "
+                        "or set dataset.split: random to pool them")
+    test = root / TEST_FOLDER
+    labelled_test = test.is_dir() and any(d.is_dir() for d in test.iterdir())
+    return {"train": TRAIN_FOLDER, "valid": valid[0], "test": TEST_FOLDER if labelled_test else None}
+
+
+def load_image_folder(root, label_regex=None, split="random") -> ImageSet:
     """Image files labelled by their folder (ImageNet layout) or by a regex on the file name.
 
-    ImageNet layout is `root/<class>/<image>`, or `root/{train,valid,val}/<class>/<image>`
-    where the split folders are pooled (we make our own stratified split) and
-    anything else beside them (an unlabelled `test/`) is ignored.
+    ImageNet layout is `root/<class>/<image>`, or `root/{train,valid,val}/<class>/<image>`.
+    With `split` random the split folders are pooled (we make our own
+    stratified split) and anything else beside them (an unlabelled `test/`)
+    is ignored. With `split` folders, `root` must have split subfolders
+    (`split_folders`): each image keeps the split of its folder (`origin`),
+    `test/<class>/` included.
     """
     from fastai.data.transforms import get_image_files
 
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: image folder does not exist")
+    origin, split_info = None, None
+    if label_regex is not None and split == "folders":
+        raise DataError(f"{root}: dataset.split folders needs train/ and valid/ <class>/ folders, not a flat folder "
+                        "labelled by label_regex")
     if label_regex is not None:
         pattern = re.compile(label_regex)
         files, labels = [], []
@@ -139,46 +179,93 @@ def load_image_folder(root, label_regex=None) -> ImageSet:
                 files.append(file)
                 labels.append(match.group(1))
     else:
-        split_dirs = [root / d for d in ("train", "valid", "val") if (root / d).is_dir()]
-        class_parents = split_dirs or [root]
-        found = get_image_files(root, folders=[d.name for d in split_dirs] or None)
+        if split == "folders":
+            split_info = split_folders(root)
+            if split_info is None:
+                raise DataError(f"{root}: dataset.split folders needs train/ and valid/ (or val/) subfolders")
+            codes = {split_info[name]: code for code, name in enumerate(SPLITS) if split_info[name]}
+        else:
+            codes = {d: TRAIN for d in (TRAIN_FOLDER, *VALID_FOLDERS) if (root / d).is_dir()}
+        class_parents = [root / d for d in codes] or [root]
+        found = get_image_files(root, folders=list(codes) or None)
         files = sorted(f for f in found if f.parent.parent in class_parents)
         class_dirs = {d.name for parent in class_parents for d in parent.iterdir() if d.is_dir()}
         empty = sorted(class_dirs - {f.parent.name for f in files})
         if empty:
             raise DataError(f"{root}: class folders without images: {', '.join(empty)}; add images or remove them")
         labels = [f.parent.name for f in files]
+        if split == "folders":
+            origin = np.array([codes[f.parent.parent.name] for f in files], dtype=np.int8)
     if not files:
         how = f"matching label_regex {label_regex!r}" if label_regex else "in <class>/ folders"
         raise DataError(f"{root}: no images {how}")
     classes = sorted(set(labels))
     index = {c: i for i, c in enumerate(classes)}
-    return ImageSet(list(files), np.array([index[label] for label in labels], dtype=np.int64), classes)
+    return ImageSet(list(files), np.array([index[label] for label in labels], dtype=np.int64), classes, origin,
+                    split_info)
 
 
-def load_fastai_dataset(name: str, url=None, base=None) -> ImageSet:
-    """One of fastai's datasets, fetched and unpacked by fastai's own `untar_data`."""
+def load_fastai_dataset(name: str, url=None, base=None, split=None) -> ImageSet:
+    """One of fastai's datasets, fetched and unpacked by fastai's own `untar_data`, split by its convention.
+
+    `split` is dataset.split (None: the dataset's own convention, `HAS_SPLIT_FOLDERS`).
+    """
     from fastai.data.external import URLs, untar_data
 
     from .config import FASTAI_DATASETS
 
     path = untar_data(url or getattr(URLs, FASTAI_DATASETS[name]), base=base)
     if name == "pets":
+        if split == "folders":
+            raise DataError("config key 'dataset.split': pets has no split folders (one flat images/ folder); "
+                            "use random, as fastai's Pets recipe does")
         return load_image_folder(path / "images", PETS_LABEL_REGEX)
-    return load_image_folder(path)
+    return load_image_folder(path, split=split or dataset_split({"name": name}, path)[0])
+
+
+def dataset_split(spec: dict, root=None) -> tuple:
+    """(dataset.split in effect, why): the config's value, else folders where the data has split folders.
+
+    `root` is the folder of a named fastai dataset once unpacked (for `folder`, spec's path).
+    """
+    name, chosen = spec["name"], spec.get("split")
+    if chosen and chosen != "auto":
+        return chosen, "set in the config (dataset.split)"
+    if name == "folder":
+        if spec.get("label_regex") is not None:
+            return "random", "the default for a flat folder labelled by label_regex"
+        layout = split_folders(spec["path"])
+        if layout is None:
+            return "random", f"the default: {spec['path']} has no train/ and valid/ (or val/) subfolders"
+        return "folders", f"the default: {spec['path']} has {layout['train']}/ and {layout['valid']}/ subfolders"
+    if HAS_SPLIT_FOLDERS.get(name):
+        layout = split_folders(root) if root is not None else None
+        if root is None or layout is not None:
+            return "folders", f"the default for {name}, which ships its own split folders"
+        return "random", f"the default: {root} has no train/ and valid/ (or val/) subfolders"
+    return "random", f"the default for {name}, which has no split folders"
 
 
 def load_dataset(spec: dict) -> ImageSet:
-    """The dataset that a config's `dataset` (or `source.dataset`) block names, with its classes selected."""
+    """The dataset that a config's `dataset` (or `source.dataset`) block names, with its classes selected.
+
+    Split as dataset.split says (`dataset_split`): with folders, the ImageSet's
+    `origin` holds each image's folder and `split_info` where the split came from.
+    """
     name = spec["name"]
+    split = spec.get("split") if spec.get("split") != "auto" else None
+    if name in ("digits", "fashion_mnist") and split == "folders":
+        raise DataError(f"config key 'dataset.split': {name} has no split folders; use random")
     if name == "digits":
         imageset = load_digits()
     elif name == "fashion_mnist":
         imageset = load_fashion_mnist(spec.get("path"), spec.get("url"))
     elif name == "folder":
-        imageset = load_image_folder(spec["path"], spec.get("label_regex"))
+        imageset = load_image_folder(spec["path"], spec.get("label_regex"), split or dataset_split(spec)[0])
     else:
-        imageset = load_fastai_dataset(name, spec.get("url"))
+        imageset = load_fastai_dataset(name, spec.get("url"), split=split)
+    if imageset.split_info is not None:
+        imageset.split_info = dict(imageset.split_info, reason=dataset_split(spec)[1])
     if spec.get("classes"):
         imageset = select_classes(imageset, spec["classes"])
     return imageset
@@ -192,7 +279,8 @@ def select_classes(imageset: ImageSet, classes) -> ImageSet:
     keep = np.flatnonzero(np.isin(imageset.labels, old_index))
     subset = imageset.subset(keep)
     remap = {old: new for new, old in enumerate(old_index)}
-    return ImageSet(subset.images, np.array([remap[y] for y in subset.labels], dtype=np.int64), list(classes))
+    return ImageSet(subset.images, np.array([remap[y] for y in subset.labels], dtype=np.int64), list(classes),
+                    subset.origin, subset.split_info)
 
 
 # --- split and noise -----------------------------------------------------------------------------
@@ -212,6 +300,30 @@ def assign_splits(labels, valid_fraction, test_fraction, train_size=None, seed=0
         train, _ = train_test_split(train, train_size=train_size, stratify=labels[train], random_state=seed)
     splits = np.full(len(labels), -1, dtype=np.int8)
     splits[train], splits[valid], splits[test] = TRAIN, VALID, TEST
+    return splits
+
+
+def folder_splits(origin, labels, test_fraction, train_size=None, seed=0) -> np.ndarray:
+    """The split of the dataset's own folders (`origin`: TRAIN / VALID / TEST per image).
+
+    valid/ and test/ are taken as given. Without a test/ folder, a stratified
+    `test_fraction` of train/ is held out as the test split. Then, as with a
+    random split, training images beyond `train_size` get -1 (unused).
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels, splits = np.asarray(labels), np.array(origin, dtype=np.int8, copy=True)
+    train = np.flatnonzero(splits == TRAIN)
+    if not (splits == TEST).any():
+        try:
+            train, test = train_test_split(train, test_size=test_fraction, stratify=labels[train], random_state=seed)
+        except ValueError as err:  # too few images of a class, or fewer test images than classes
+            raise DataError(f"train/: cannot carve a stratified test split of test_fraction {test_fraction} from "
+                            f"it ({err}); add a test/ folder or more training images") from None
+        splits[test] = TEST
+    if train_size is not None and train_size < len(train):
+        _, unused = train_test_split(train, train_size=train_size, stratify=labels[train], random_state=seed)
+        splits[unused] = -1
     return splits
 
 
@@ -284,11 +396,56 @@ def replicate_split_seed(spec: dict, seed: int, split: str) -> int:
     return spec["split_seed"] + (seed if split == "per_seed" else 0)
 
 
-def replicate(clean_labels, spec: dict, split_seed: int, n_classes: int) -> tuple:
-    """(splits, training labels) of one replicate: its stratified split and its draw of label noise."""
-    splits = assign_splits(clean_labels, spec["valid_fraction"], spec["test_fraction"], spec.get("train_size"),
-                           split_seed)
+def replicate(clean_labels, spec: dict, split_seed: int, n_classes: int, origin=None) -> tuple:
+    """(splits, training labels) of one replicate: its stratified split and its draw of label noise.
+
+    With `origin` (dataset.split folders) valid/ and test/ are the folders' and
+    only what the folders leave open is drawn: a test split carved from train/
+    when there is no test/, and the train_size subset.
+    """
+    if origin is None:
+        splits = assign_splits(clean_labels, spec["valid_fraction"], spec["test_fraction"], spec.get("train_size"),
+                               split_seed)
+    else:
+        splits = folder_splits(origin, clean_labels, spec["test_fraction"], spec.get("train_size"), split_seed)
     return splits, add_label_noise(clean_labels, splits, spec.get("label_noise", 0.0), n_classes, split_seed)
+
+
+def check_folder_classes(imageset: ImageSet, where: str) -> None:
+    """Refuse folders whose classes cannot be learnt: every class needs training images in train/."""
+    if len(imageset.classes) < 2:
+        raise DataError(f"{where}: only one class ({imageset.classes}); a classifier needs at least two")
+    in_train = np.bincount(imageset.labels[imageset.origin == TRAIN], minlength=len(imageset.classes))
+    missing = [c for c, n in zip(imageset.classes, in_train) if n == 0]
+    if missing:
+        raise DataError(f"{where}: classes with no images in {imageset.split_info['train']}/: {', '.join(missing)}; "
+                        "add training images or leave them out with dataset.classes")
+    if not (imageset.origin == VALID).any():
+        raise DataError(f"{where}: no images in {imageset.split_info['valid']}/<class>/ folders")
+
+
+def folder_origin(splits, split_info: dict) -> np.ndarray:
+    """Each image's folder, from a split `folder_splits` made of it: carved test and unused images were train/."""
+    origin = np.array(splits, dtype=np.int8, copy=True)
+    origin[origin == -1] = TRAIN
+    if split_info["test"] is None:
+        origin[origin == TEST] = TRAIN
+    return origin
+
+
+def split_description(imageset: ImageSet, spec: dict) -> dict:
+    """meta.json's record of the split: dataset.split in effect, where it came from, and the folders used."""
+    if imageset.origin is None:
+        return {"dataset_split": "random", "dataset_split_reason": dataset_split(spec)[1]}
+    info = imageset.split_info
+    return {
+        "dataset_split": "folders",
+        "dataset_split_reason": info["reason"],
+        "folders": {name: info[name] for name in SPLITS},
+        "folder_images": {name: int((imageset.origin == code).sum()) for code, name in enumerate(SPLITS)},
+        "test_from": "test" if info["test"] else "train",
+        "test_fraction_of_train": None if info["test"] else spec["test_fraction"],
+    }
 
 
 def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1, split: str = "fixed") -> dict:
@@ -297,19 +454,27 @@ def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1, sp
     With split `fixed` only the images of split_seed's split are kept; with
     `per_seed` every image is, since each replicate draws its own split from
     them (`load_prepared`). splits.npy holds split_seed's split either way.
-    Returns the metadata written to meta.json (class names, split sizes, flipped labels).
+    With dataset.split folders, valid/ and test/ are the folders' for every
+    replicate; a replicate draws only a test split carved from train/ (when
+    there is no test/), its train_size subset and its label noise.
+    Returns the metadata written to meta.json (class names, split sizes, flipped labels, and which split
+    was used and why: `split_description`).
     `min_train` is the batch size: fewer training images than that cannot fill one batch.
     """
     out_dir = Path(out_dir)
     imageset = load_dataset(spec)
     where = spec.get("path") or spec["name"]
-    check_classes(imageset, where)
-    splits, labels = replicate(imageset.labels, spec, spec["split_seed"], len(imageset.classes))
+    if imageset.origin is None:
+        check_classes(imageset, where)
+    else:
+        check_folder_classes(imageset, where)
+    splits, labels = replicate(imageset.labels, spec, spec["split_seed"], len(imageset.classes), imageset.origin)
     if (splits == TRAIN).sum() < min_train:
         raise DataError(
             f"config key 'batch_size': {min_train} is larger than the {(splits == TRAIN).sum()} training images "
             f"of {where}; lower batch_size or raise train_size"
         )
+    described = split_description(imageset, spec)
     if split == "fixed":
         used = np.flatnonzero(splits >= 0)
         imageset, splits, labels = imageset.subset(used), splits[used], labels[used]
@@ -333,6 +498,7 @@ def prepare_dataset(spec: dict, image_size: int, out_dir, min_train: int = 1, sp
         "images": len(imageset.labels),
         "counts": {name: int((splits == code).sum()) for code, name in enumerate(SPLITS)},
         "flipped_train_labels": int((labels != imageset.labels).sum()),
+        **described,
     }
     write_json(out_dir / "meta.json", meta)
     return meta
@@ -356,5 +522,8 @@ def load_prepared(data_dir, spec: dict = None, seed: int = 0) -> PreparedData:
         splits = np.load(data_dir / "splits.npy")
         labels = add_label_noise(clean, splits, spec.get("label_noise", 0.0), len(meta["classes"]), split_seed)
     else:
-        splits, labels = replicate(clean, spec, split_seed, len(meta["classes"]))
+        origin = None
+        if meta.get("dataset_split") == "folders":
+            origin = folder_origin(np.load(data_dir / "splits.npy"), meta["folders"])
+        splits, labels = replicate(clean, spec, split_seed, len(meta["classes"]), origin)
     return PreparedData(images, labels, splits, meta["classes"])

@@ -73,15 +73,72 @@ def num(x, digits=4) -> str:
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
 
-def what_varied(config) -> str:
-    """What the intervals are over: the replicates' training seeds, and their splits unless the split is fixed."""
-    if config.get("split", "per_seed") == "per_seed":
-        return "over replicates: each drew its own training seed, split and label noise"
-    return "over training seeds, on one split"
+def what_varied(config, data_meta=None) -> str:
+    """What the intervals are over: the replicates' training seeds, and their splits unless the split is fixed.
+
+    With the dataset's own folders (dataset.split folders, from `data_meta`,
+    the target's meta.json), valid/ and test/ are the same in every replicate,
+    so only what the folders leave open can vary, and the label says which.
+    """
+    per_seed = config.get("split", "per_seed") == "per_seed"
+    if (data_meta or {}).get("dataset_split") != "folders":
+        if per_seed:
+            return "over replicates: each drew its own training seed, split and label noise"
+        return "over training seeds, on one split"
+    folders, carved = data_meta["folders"], data_meta.get("test_from") == "train"
+    given = f"{folders['valid']}/" + (f" and {folders['test']}/" if folders["test"] else "")
+    if not per_seed:
+        return (f"over training seeds, on one split (the dataset's {given} folder{'s' * (not carved)}"
+                + (", with a test split carved once from train/)" if carved else ")"))
+    drawn = ["training seed"]
+    if carved:
+        drawn.append("test split carved from train/")
+    if data_meta.get("images", 0) > sum(data_meta["counts"].values()):
+        drawn.append("subset of train/")
+    if config["dataset"].get("label_noise") or data_meta.get("flipped_train_labels"):
+        drawn.append("label noise")
+    listed = drawn[0] if len(drawn) == 1 else ", ".join(drawn[:-1]) + " and " + drawn[-1]
+    return f"over replicates: each drew its own {listed}, on the dataset's fixed {given} folder{'s' * (not carved)}"
 
 
-def answer(point: pd.Series, comparison: pd.DataFrame, config) -> dict:
-    """One architecture's answer box, from its rows of overfitting.csv and comparison.csv."""
+def split_sentences(config, data_meta) -> str:
+    """The Data section's account of the split: which one, where it came from, and what each replicate draws."""
+    per_seed = config.get("split", "per_seed") == "per_seed"
+    reason = data_meta.get("dataset_split_reason")
+    if data_meta.get("dataset_split") != "folders":
+        origin = ("The split is drawn at random, stratified by class (dataset.split: random"
+                  + (f"; {reason}). " if reason else "). "))
+        return origin + ("Each replicate draws its own stratified split of these images and its own label noise "
+                         "(seed split_seed + replicate seed); every n and strategy of a replicate shares it."
+                         if per_seed else
+                         "Every replicate uses the same split (split_seed); the intervals in this report are over "
+                         "training seeds only, on one split.")
+    folders, found = data_meta["folders"], data_meta["folder_images"]
+    text = (f"The split is the dataset's own folders (dataset.split: folders; {reason}): training images come from "
+            f"{folders['train']}/ ({found['train']} images), the validation images are {folders['valid']}/ "
+            f"({found['valid']}) as given")
+    if folders["test"]:
+        text += f", and the test images are {folders['test']}/ ({found['test']}) as given, the same in every replicate."
+    else:
+        fraction = data_meta["test_fraction_of_train"]
+        text += (f", the same in every replicate. There is no labelled test/ folder, so the test split is carved "
+                 f"from {folders['train']}/, stratified by class (test_fraction {fraction:g} of its images), "
+                 + ("by each replicate for itself (seed split_seed + replicate seed)." if per_seed else
+                    "once (split_seed), for every replicate."))
+    if per_seed:
+        text += (" Every n and strategy of a replicate shares its draws (seed split_seed + replicate seed); "
+                 f"the intervals in this report are {what_varied(config, data_meta)}.")
+    else:
+        text += (" Every replicate uses the same split and label noise (split_seed); the intervals in this report are "
+                 "over training seeds only, on one split.")
+    return text
+
+
+def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None) -> dict:
+    """One architecture's answer box, from its rows of overfitting.csv and comparison.csv.
+
+    `data_meta` (the target's meta.json) says what the intervals are over (`what_varied`).
+    """
     chosen, best_n, max_n, k = int(point["chosen_n"]), int(point["best_n"]), int(point["max_n"]), int(point["replicates"])
     rows = comparison[comparison["architecture"] == point["architecture"]].sort_values("n")
     within = ""
@@ -95,7 +152,7 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config) -> dict:
         architecture=point["architecture"], chosen_n=chosen, best_n=best_n,
         test=pct(point["chosen_test_accuracy"]),
         test_ci=f"{pct(point['chosen_test_ci_low'])} to {pct(point['chosen_test_ci_high'])}",
-        varied=f"95% t-interval {what_varied(config)}, {k} replicates",
+        varied=f"95% t-interval {what_varied(config, data_meta)}, {k} replicates",
         decline=decisions.decline_clause(point) + ".", within=within, exact=exact,
         per_n="; ".join(decisions.per_n_clauses(point, comparison,
                                                 config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN))) + ".",
@@ -302,7 +359,7 @@ def build_context(
         for _, r in summary.iterrows()
     ]
     commit = git_commit(workdir)
-    answers = [answer(p, comparison, config) for _, p in points.iterrows()]
+    answers = [answer(p, comparison, config, data_meta) for _, p in points.iterrows()]
     figure_rows = [
         dict(name=Path(f).stem, src=inline_png(f), caption=caption(Path(f).stem, config["experiment"], config_hash))
         for f in figures
@@ -323,7 +380,7 @@ def build_context(
             for _, r in comparison.iterrows()
         ],
         margin=f"{100 * config.get('equivalence_margin', decisions.EQUIVALENCE_MARGIN):g}",
-        varied=what_varied(config),
+        varied=what_varied(config, data_meta),
         strategies=strategy_rows(strategies),
         strategy_answers=strategy_answers(strategies, config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)),
         strategy_names=list(config["strategies"]),
@@ -347,11 +404,7 @@ def build_context(
             flipped=data_meta["flipped_train_labels"],
             image_size=data_meta["image_size"],
             images=data_meta.get("images", sum(data_meta["counts"].values())),
-            split=("Each replicate draws its own stratified split of these images and its own label noise "
-                   "(seed split_seed + replicate seed); every n and strategy of a replicate shares it."
-                   if config.get("split", "per_seed") == "per_seed" else
-                   "Every replicate uses the same split (split_seed); the intervals in this report are over "
-                   "training seeds only, on one split."),
+            split=split_sentences(config, data_meta),
             notes=data_notes(config),
         ),
         reproducibility=reproducibility(config),

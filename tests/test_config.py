@@ -43,6 +43,7 @@ SCHEMA_CASES = [
     ("no GPU slots", lambda c: c.update(jobs_per_gpu=0), "'jobs_per_gpu'"),
     ("fractional GPU slots", lambda c: c.update(jobs_per_gpu=1.5), "'jobs_per_gpu'"),
     ("GPU slots as text", lambda c: c.update(jobs_per_gpu="2"), "'jobs_per_gpu'"),
+    ("unknown dataset split", lambda c: c["dataset"].update(split="official"), "'dataset.split'"),
 ]
 
 
@@ -67,6 +68,16 @@ CHECK_CASES = [
     ("GPU slots a float", lambda c: c.update(jobs_per_gpu=2.0), "'jobs_per_gpu'"),
     ("regex without group", lambda c: c.update(dataset=dict(name="folder", path="/", label_regex=r"\d+")),
      "'dataset.label_regex'"),
+    ("split folders on digits", lambda c: c["dataset"].update(split="folders"), "'dataset.split': folders, but digits"),
+    ("split folders on source digits", lambda c: c["source"]["dataset"].update(split="folders"),
+     "'source.dataset.split'"),
+    # config/ holds files and no train/ or valid/ subfolders.
+    ("split folders without split subfolders",
+     lambda c: c.update(dataset=dict(name="folder", path=str(ROOT / "config"), split="folders")),
+     "'dataset.split': folders, but"),
+    ("split folders on a flat folder", lambda c: c.update(dataset=dict(name="folder", path=str(ROOT / "config"),
+                                                                      label_regex=r"(\w+)\.yaml", split="folders")),
+     "'dataset.split'"),
 ]
 
 
@@ -78,6 +89,31 @@ def test_semantic_errors_name_the_key_on_one_line(name, mutate, expected):
     with pytest.raises(ConfigError) as err:
         check_config(with_defaults(config))
     assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_dataset_split_checks_the_folders(tmp_path):
+    from test_data import write_tree
+
+    config = base_config()
+    config.update(dataset=dict(name="folder", path=str(tmp_path), split="folders"))
+    write_tree(tmp_path, {"train": {"a": 3, "b": 3}, "val": {"a": 1, "b": 1}})
+    check_config(with_defaults(config))  # train/ and val/: folders can be used
+    config["dataset"]["split"] = "auto"
+    check_config(with_defaults(config))
+    write_tree(tmp_path, {"valid": {"a": 1, "b": 1}})  # now valid/ beside val/: which one?
+    for split in ("auto", "folders"):
+        config["dataset"]["split"] = split
+        with pytest.raises(ConfigError, match=r"^config key 'dataset.split': .*both valid/ and val/") as err:
+            check_config(with_defaults(config))
+        assert "\n" not in str(err.value)
+    config["dataset"]["split"] = "random"  # pooled, as before: nothing to choose between
+    check_config(with_defaults(config))
+    imagenette = base_config()
+    imagenette["dataset"].update(name="imagenette_160", split="folders")
+    check_config(with_defaults(imagenette))
+    imagenette["dataset"]["name"] = "pets"
+    with pytest.raises(ConfigError, match="'dataset.split': folders, but pets has no"):
+        check_config(with_defaults(imagenette))
 
 
 def test_good_config_passes_and_hash_tracks_content():

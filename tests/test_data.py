@@ -247,7 +247,7 @@ def test_batch_larger_than_training_split_names_the_key(tmp_path):
 
 
 def test_mnist_tiny_layout_through_fastai_untar_data(tmp_path):
-    """fastai's MNIST_TINY/Imagenette layout (train|valid/<class>/, unlabelled test/) through untar_data."""
+    """fastai's MNIST_TINY layout (train|valid/<class>/, unlabelled test/) through untar_data: its own folders."""
     staging = tmp_path / "staging" / "mnist_tiny"
     for split, count in (("train", 3), ("valid", 2)):
         for cls in ("3", "7"):
@@ -261,3 +261,201 @@ def test_mnist_tiny_layout_through_fastai_untar_data(tmp_path):
     imageset = data.load_fastai_dataset("mnist_tiny", url=archive.as_uri(), base=tmp_path / "fastai")
     assert imageset.classes == ["3", "7"]
     assert np.bincount(imageset.labels).tolist() == [5, 5]
+    # By default the dataset's own folders: train/ is TRAIN, valid/ VALID; the unlabelled test/ cannot be scored.
+    assert imageset.split_info == {"train": "train", "valid": "valid", "test": None}
+    assert [str(f.relative_to(f.parents[2])).split("/")[0] for f in imageset.images] == \
+        [("train", "valid")[code] for code in imageset.origin]
+    assert np.bincount(imageset.origin).tolist() == [6, 4]
+    pooled = data.load_fastai_dataset("mnist_tiny", url=archive.as_uri(), base=tmp_path / "fastai", split="random")
+    assert pooled.origin is None and len(pooled.images) == 10
+
+
+# --- the dataset's own splits (dataset.split) ------------------------------------------------------
+
+
+def write_tree(root, layout: dict) -> dict:
+    """Image folders `root/<split>/<class>/<i>.png` from {split: {class: count}}: {pixel value: split folder}.
+
+    Every image is one flat colour whose red value is unique, so a decoded
+    image tells which folder it came from.
+    """
+    where, value = {}, 0
+    for split, classes in layout.items():
+        for cls, count in classes.items():
+            for i in range(count):
+                value += 1
+                write_image(root / split / cls / f"{i}.png", value=value)
+                where[value] = split
+    assert value < 256
+    return where
+
+
+def folders_of(prepared, where) -> list:
+    """The folder of each image of a PreparedData, read back from its red value."""
+    return [where[int(v)] for v in prepared.images[:, 0, 0, 0]]
+
+
+def test_split_folders_train_valid_test_are_used_as_given(tmp_path):
+    root = tmp_path / "imgs"
+    where = write_tree(root, {"train": {"cat": 8, "dog": 6}, "valid": {"cat": 3, "dog": 2},
+                              "test": {"cat": 2, "dog": 4}})
+    spec = folder_spec(root, split="folders", label_noise=0.25)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "out", split="per_seed")
+    assert meta["counts"] == {"train": 14, "valid": 5, "test": 6}
+    assert meta["dataset_split"] == "folders" and meta["test_from"] == "test"
+    assert meta["folders"] == {"train": "train", "valid": "valid", "test": "test"}
+    assert meta["folder_images"] == {"train": 14, "valid": 5, "test": 6}
+    assert meta["dataset_split_reason"] == "set in the config (dataset.split)"
+    replicates = [data.load_prepared(tmp_path / "out", spec, seed) for seed in (0, 1)]
+    for prepared in replicates:
+        assert [("train", "valid", "test")[code] for code in prepared.splits] == folders_of(prepared, where)
+    # Per seed, only the label noise is redrawn: valid/ and test/ are the folders' in every replicate.
+    assert np.array_equal(replicates[0].splits, replicates[1].splits)
+    assert not np.array_equal(replicates[0].labels, replicates[1].labels)
+    clean = np.load(tmp_path / "out" / "labels.npy")
+    for prepared in replicates:
+        flipped = prepared.labels != clean
+        assert flipped.sum() == round(0.25 * 14) and (prepared.splits[flipped] == TRAIN).all()
+
+
+def test_split_folders_without_test_carve_a_stratified_test_from_train(tmp_path):
+    root = tmp_path / "imgs"
+    where = write_tree(root, {"train": {"a": 30, "b": 15, "c": 10}, "val": {"a": 2, "b": 2, "c": 2}})
+    spec = folder_spec(root, split="folders", test_fraction=0.2)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "per_seed", split="per_seed")
+    assert meta["folders"] == {"train": "train", "valid": "val", "test": None}
+    assert meta["test_from"] == "train" and meta["test_fraction_of_train"] == 0.2
+    assert meta["counts"] == {"train": 44, "valid": 6, "test": 11}
+    replicates = [data.load_prepared(tmp_path / "per_seed", spec, seed) for seed in (0, 1)]
+    for prepared in replicates:
+        folder = np.array(folders_of(prepared, where))
+        assert (folder[prepared.splits == VALID] == "val").all() and (prepared.splits[folder == "val"] == VALID).all()
+        assert (folder[prepared.splits == TEST] == "train").all()
+        # Stratified: the test split keeps train/'s class proportions (30:15:10 -> 6:3:2).
+        assert np.bincount(prepared.labels[prepared.splits == TEST], minlength=3).tolist() == [6, 3, 2]
+        assert np.bincount(prepared.labels[prepared.splits == TRAIN], minlength=3).tolist() == [24, 12, 8]
+    # Per seed, each replicate carves its own test split; valid/ stays the folder's.
+    assert not np.array_equal(replicates[0].splits == TEST, replicates[1].splits == TEST)
+    assert np.array_equal(replicates[0].splits == VALID, replicates[1].splits == VALID)
+
+    data.prepare_dataset(spec, 8, tmp_path / "fixed", split="fixed")
+    fixed = [data.load_prepared(tmp_path / "fixed", spec, seed) for seed in (0, 1)]
+    assert np.array_equal(fixed[0].splits, fixed[1].splits)
+    assert np.bincount(fixed[0].labels[fixed[0].splits == TEST], minlength=3).tolist() == [6, 3, 2]
+
+
+def test_split_folders_with_train_size_draw_the_training_subset_from_train(tmp_path):
+    root = tmp_path / "imgs"
+    where = write_tree(root, {"train": {"a": 20, "b": 20}, "valid": {"a": 3, "b": 3}, "test": {"a": 3, "b": 3}})
+    spec = folder_spec(root, split="folders", train_size=10)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "out", split="per_seed")
+    assert meta["counts"] == {"train": 10, "valid": 6, "test": 6} and meta["images"] == 52
+    first, other = (data.load_prepared(tmp_path / "out", spec, seed) for seed in (0, 1))
+    for prepared in (first, other):
+        folder = np.array(folders_of(prepared, where))
+        assert (folder[prepared.splits == TRAIN] == "train").all() and (folder[prepared.splits == -1] == "train").all()
+        assert np.bincount(prepared.labels[prepared.splits == TRAIN]).tolist() == [5, 5]
+    assert not np.array_equal(first.splits, other.splits)
+    assert np.array_equal(first.splits == TEST, other.splits == TEST)
+
+
+def test_split_random_pools_the_folders_and_splits_at_random(tmp_path):
+    root = tmp_path / "imgs"
+    where = write_tree(root, {"train": {"a": 20, "b": 20}, "val": {"a": 5, "b": 5}})
+    write_image(root / "test" / "unlabelled.png", value=255)
+    spec = folder_spec(root, split="random", valid_fraction=0.2, test_fraction=0.2)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "out", split="fixed")
+    assert meta["dataset_split"] == "random" and "folders" not in meta
+    assert meta["dataset_split_reason"] == "set in the config (dataset.split)"
+    assert meta["counts"] == {"train": 30, "valid": 10, "test": 10}
+    prepared = data.load_prepared(tmp_path / "out", spec, 0)
+    folder = np.array(folders_of(prepared, where))
+    # Pooled: val/ images land in every split, and train/ images in valid and test.
+    assert {folder[i] for i in np.flatnonzero(prepared.splits == VALID)} == {"train", "val"}
+    assert (folder == "val").sum() == 10 and set(prepared.splits[folder == "val"]) != {VALID}
+    assert np.array_equal(prepared.splits, data.assign_splits(prepared.labels, 0.2, 0.2, seed=0))
+
+
+def test_default_split_is_folders_when_there_are_split_folders_else_random(tmp_path):
+    with_folders, flat = tmp_path / "with_folders", tmp_path / "flat"
+    write_tree(with_folders, {"train": {"a": 5, "b": 5}, "val": {"a": 2, "b": 2}})
+    write_tree(flat, {"a": {"x": 5}, "b": {"x": 5}})  # flat/a/x/*.png: <class>/ folders only, no split folders
+    assert data.dataset_split(folder_spec(with_folders)) == (
+        "folders", f"the default: {with_folders} has train/ and val/ subfolders")
+    assert data.dataset_split(folder_spec(with_folders, split="auto"))[0] == "folders"
+    assert data.dataset_split(folder_spec(flat))[0] == "random"
+    assert data.dataset_split(folder_spec(flat, label_regex=r"(.)"))[0] == "random"
+    assert data.dataset_split({"name": "digits"}) == ("random", "the default for digits, which has no split folders")
+    meta = data.prepare_dataset(folder_spec(with_folders), 8, tmp_path / "out")
+    assert meta["dataset_split"] == "folders" and meta["counts"]["valid"] == 4
+    assert meta["dataset_split_reason"] == f"the default: {with_folders} has train/ and val/ subfolders"
+    meta = data.prepare_dataset(folder_spec(with_folders, split="random"), 8, tmp_path / "random")
+    assert meta["dataset_split"] == "random" and meta["counts"]["valid"] == 3  # 0.2 of 14 pooled images
+
+
+def test_split_folders_errors_name_the_folder_or_key(tmp_path):
+    flat = tmp_path / "flat"
+    write_tree(flat, {"a": {"x": 5}})
+    with pytest.raises(DataError, match="needs train/ and valid/"):
+        data.load_image_folder(flat, split="folders")
+    with pytest.raises(DataError, match="config key 'dataset.split'"):
+        data.prepare_dataset(dict(name="digits", split="folders", valid_fraction=0.2, test_fraction=0.2,
+                                  split_seed=0), 8, tmp_path / "out")
+    both = tmp_path / "both"
+    write_tree(both, {"train": {"a": 3, "b": 3}, "valid": {"a": 1, "b": 1}, "val": {"a": 1, "b": 1}})
+    with pytest.raises(DataError, match="both valid/ and val/"):
+        data.split_folders(both)
+    only_valid = tmp_path / "only_valid"
+    write_tree(only_valid, {"train": {"a": 3, "b": 3}, "valid": {"a": 1, "b": 1, "c": 1}})
+    with pytest.raises(DataError, match="no images in train/: c"):
+        data.prepare_dataset(folder_spec(only_valid), 8, tmp_path / "out2")
+    too_few = tmp_path / "too_few"
+    write_tree(too_few, {"train": {"a": 4, "b": 1}, "valid": {"a": 1, "b": 1}})
+    with pytest.raises(DataError, match="cannot carve a stratified test split"):
+        data.prepare_dataset(folder_spec(too_few), 8, tmp_path / "out3")
+
+
+def untar_fixture(tmp_path, name: str, layout: dict) -> tuple:
+    """A local archive of `layout` (see `write_tree`), as fastai's untar_data would download it."""
+    staging = tmp_path / "staging" / name
+    where = write_tree(staging, layout)
+    archive = tmp_path / f"{name}.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(staging, arcname=name)
+    return archive, where
+
+
+def test_imagenette_uses_its_val_folder_through_load_dataset(tmp_path, monkeypatch):
+    """Imagenette ships train/ and val/: the named dataset's default is its own folders, test carved from train/."""
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path / "fastai"))  # untar_data's base: nothing leaves tmp_path
+    archive, where = untar_fixture(tmp_path, "imagenette2-160", {"train": {"n01": 10, "n02": 10},
+                                                                 "val": {"n01": 3, "n02": 3}})
+    spec = dict(name="imagenette_160", url=archive.as_uri(), classes=None, train_size=None, label_noise=0.0,
+                valid_fraction=0.2, test_fraction=0.2, split_seed=0)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "out", split="fixed")
+    assert meta["dataset_split"] == "folders" and meta["folders"] == {"train": "train", "valid": "val", "test": None}
+    assert meta["dataset_split_reason"] == "the default for imagenette_160, which ships its own split folders"
+    assert meta["counts"] == {"train": 16, "valid": 6, "test": 4}
+    prepared = data.load_prepared(tmp_path / "out", spec, 0)
+    folder = np.array(folders_of(prepared, where))
+    assert (folder[prepared.splits == VALID] == "val").all() and (folder[prepared.splits == TEST] == "train").all()
+    meta = data.prepare_dataset(dict(spec, split="random"), 8, tmp_path / "random", split="fixed")
+    assert meta["dataset_split"] == "random" and meta["counts"] == {"train": 15, "valid": 5, "test": 6}
+
+
+def test_pets_splits_at_random_and_refuses_folders(tmp_path, monkeypatch):
+    """fastai's Pets is one flat images/ folder (fastbook splits it at random)."""
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path / "fastai"))
+    staging = tmp_path / "staging" / "oxford-iiit-pet" / "images"
+    for i in range(12):
+        write_image(staging / f"{('Abyssinian', 'beagle')[i % 2]}_{i}.jpg", value=10 * i)
+    archive = tmp_path / "oxford-iiit-pet.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(staging.parent, arcname="oxford-iiit-pet")
+    spec = dict(name="pets", url=archive.as_uri(), classes=None, train_size=None, label_noise=0.0,
+                valid_fraction=0.25, test_fraction=0.25, split_seed=0)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "out")
+    assert meta["dataset_split"] == "random" and meta["counts"] == {"train": 6, "valid": 3, "test": 3}
+    assert meta["dataset_split_reason"] == "the default for pets, which has no split folders"
+    with pytest.raises(DataError, match="config key 'dataset.split': pets has no split folders"):
+        data.prepare_dataset(dict(spec, split="folders"), 8, tmp_path / "out2")

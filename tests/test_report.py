@@ -128,3 +128,58 @@ def test_cell_times_split_job_time_into_epochs_and_start_up(tmp_path):
     assert summary.startswith("2 training jobs took 26 s")
     # The frozen epoch once, then 1 and 2 epochs of the cells: 4, where fine_tune(1) and fine_tune(2) make 2 + 3.
     assert "Epochs computed: 4, against 5 for a naive grid" in summary
+
+
+def test_data_section_and_intervals_say_which_split_and_where_it_came_from(tmp_path):
+    """The words come from meta.json as prepare_dataset writes it, for each kind of split."""
+    from test_data import folder_spec, write_tree
+
+    from epochbench import data
+
+    carved = tmp_path / "carved"
+    write_tree(carved, {"train": {"a": 10, "b": 10}, "val": {"a": 2, "b": 2}})
+    spec = folder_spec(carved, label_noise=0.2)
+    meta = data.prepare_dataset(spec, 8, tmp_path / "carved_out", split="per_seed")
+    per_seed = {"split": "per_seed", "dataset": spec}
+    text = report.split_sentences(per_seed, meta)
+    assert text.startswith(f"The split is the dataset's own folders (dataset.split: folders; the default: {carved} has "
+                           "train/ and val/ subfolders): training images come from train/ (20 images), the validation "
+                           "images are val/ (4) as given, the same in every replicate.")
+    assert ("the test split is carved from train/, stratified by class (test_fraction 0.2 of its images), by each "
+            "replicate for itself") in text
+    varied = ("over replicates: each drew its own training seed, test split carved from train/ and label noise, "
+              "on the dataset's fixed val/ folder")
+    assert report.what_varied(per_seed, meta) == varied and varied in text
+    box = report.answer(overfitting_point(), comparison_rows(), per_seed, meta)
+    assert box["varied"] == f"95% t-interval {varied}, 8 replicates"
+    fixed = {"split": "fixed", "dataset": spec}
+    meta_fixed = data.prepare_dataset(spec, 8, tmp_path / "carved_fixed", split="fixed")
+    assert report.what_varied(fixed, meta_fixed) == ("over training seeds, on one split (the dataset's val/ folder, "
+                                                     "with a test split carved once from train/)")
+    assert "carved from train/, stratified by class (test_fraction 0.2 of its images), once (split_seed)" in \
+        report.split_sentences(fixed, meta_fixed)
+
+    given = tmp_path / "given"
+    write_tree(given, {"train": {"a": 4, "b": 4}, "valid": {"a": 2, "b": 2}, "test": {"a": 2, "b": 2}})
+    spec = folder_spec(given, split="folders")
+    meta = data.prepare_dataset(spec, 8, tmp_path / "given_out", split="per_seed")
+    per_seed = {"split": "per_seed", "dataset": spec}
+    assert report.what_varied(per_seed, meta) == ("over replicates: each drew its own training seed, on the dataset's "
+                                                  "fixed valid/ and test/ folders")
+    assert ("(dataset.split: folders; set in the config (dataset.split)): training images come from train/ (8 images), "
+            "the validation images are valid/ (4) as given, and the test images are test/ (4) as given, the same in "
+            "every replicate.") in report.split_sentences(per_seed, meta)
+
+    digits = dict(name="digits", classes=["0", "1"], train_size=None, label_noise=0.0, valid_fraction=0.2,
+                  test_fraction=0.2, split_seed=0)
+    meta = data.prepare_dataset(digits, 8, tmp_path / "digits", split="per_seed")
+    per_seed = {"split": "per_seed", "dataset": digits}
+    assert report.split_sentences(per_seed, meta).startswith(
+        "The split is drawn at random, stratified by class (dataset.split: random; the default for digits, which has "
+        "no split folders). Each replicate draws its own stratified split")
+    assert report.what_varied(per_seed, meta) == report.what_varied(per_seed) == (
+        "over replicates: each drew its own training seed, split and label noise")
+
+    context = minimal_context("x")
+    context["data"]["split"] = report.split_sentences(per_seed, meta)
+    assert f'<p id="data-split">{context["data"]["split"]}</p>' in report.render(TEMPLATE, context)
