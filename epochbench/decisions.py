@@ -46,6 +46,8 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from .stats import fine_tune_only, t_interval
+from .units import margin as margin_points
+from .units import percent, points
 
 ALPHA = 0.05
 EQUIVALENCE_MARGIN = 0.01  # one accuracy point, as a fraction
@@ -335,13 +337,12 @@ def per_n_clauses(point: pd.Series, comparison: pd.DataFrame, margin: float = EQ
     k, best_n = int(point["replicates"]), int(point["best_n"])
     clauses = []
     for verdict, words in (("worse", "worse than n = {best} (Holm-adjusted p < 0.025)"),
-                           ("equivalent", "equivalent to n = {best} within ±{margin:g} point{plural}"),
+                           ("equivalent", "equivalent to n = {best} within {margin}"),
                            ("unresolved", "not resolved with {k} replicates")):
         ns = [n for n in rows.index if rows.loc[n, "verdict"] == verdict]
         if ns:
             verb = "is" if len(ns) == 1 else "are"
-            clauses.append(f"n = {ranges(ns)} {verb} " + words.format(best=best_n, margin=100 * margin, k=k,
-                                                                      plural="" if margin == 0.01 else "s"))
+            clauses.append(f"n = {ranges(ns)} {verb} " + words.format(best=best_n, margin=margin_points(margin), k=k))
     return clauses
 
 
@@ -349,9 +350,9 @@ def decline_clause(point: pd.Series) -> str:
     """'Accuracy falls from X at n = a to Y at n = N (...)' or 'No resolved decline within N = ... with k replicates'."""
     if not point["overfits"]:
         return f"No resolved decline within N = {int(point['max_n'])} with {int(point['replicates'])} replicates"
-    return (f"Accuracy falls from {100 * point['valid_accuracy_at_decline_from_n']:.1f}% at "
-            f"n = {int(point['decline_from_n'])} to {100 * point['valid_accuracy_at_max_n']:.1f}% at "
-            f"n = {int(point['max_n'])} ({100 * point['decline_at_max_n']:+.1f} points, Holm-adjusted one-sided p = "
+    return (f"Accuracy falls from {percent(point['valid_accuracy_at_decline_from_n'])} at "
+            f"n = {int(point['decline_from_n'])} to {percent(point['valid_accuracy_at_max_n'])} at "
+            f"n = {int(point['max_n'])} ({points(point['decline_at_max_n'])}, Holm-adjusted one-sided p = "
             f"{point['p_value_holm_at_max_n']:.3g})")
 
 

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
+from .units import accuracy  # noqa: E402
 
 FORMATS = ("svg", "png", "pdf")
 SPLIT_COLORS = {"valid": "#1f77b4", "test": "#d62728"}
@@ -63,11 +64,38 @@ def _metric_vs_n(ax, finals, summary, metric, arch):
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
 
-def _label_panel(ax, title: str, xlabel: str, ylabel: str) -> None:
-    """Title, axis labels, legend and whole-number ticks of one architecture's panel."""
+class PercentTicks(matplotlib.ticker.Formatter):
+    """Accuracy ticks in percent (the data stay fractions): '70%', or '70.5%' where the spacing needs a decimal.
+
+    The report's one unit (epochbench.units), with as few decimals (at most
+    three) as show every tick exactly: 0.7 and 0.72 read 70% and 72%.
+    """
+
+    decimals = 0
+
+    def set_locs(self, locs):
+        super().set_locs(locs)
+        values = 100 * np.asarray(locs, float)
+        self.decimals = next((d for d in range(4) if np.allclose(values, np.round(values, d), rtol=0, atol=1e-6)), 3)
+
+    def __call__(self, x, pos=None):
+        return accuracy(x, decimals=self.decimals)
+
+
+def _percent_axis(ax, label: str) -> None:
+    """Label an accuracy axis 'label (%)' and show its ticks in percent."""
+    ax.set_ylabel(f"{label} (%)")
+    ax.yaxis.set_major_formatter(PercentTicks())
+
+
+def _label_panel(ax, title: str, xlabel: str, ylabel: str, percent: bool = False) -> None:
+    """Title, axis labels, legend and whole-number ticks of one architecture's panel; `percent`: an accuracy axis."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    if percent:
+        _percent_axis(ax, ylabel)
+    else:
+        ax.set_ylabel(ylabel)
     ax.legend(loc="lower right")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
 
@@ -86,7 +114,10 @@ def plot_metric_vs_n(finals, summary, points, metric: str, out_stem) -> list:
         _metric_vs_n(ax, finals, summary, metric, arch)
         chosen = points.loc[points["architecture"] == arch, "chosen_n"].iloc[0]
         ax.axvline(chosen, color="grey", linestyle="--", linewidth=1)
-        ax.set_ylabel(metric)
+        if metric == "accuracy":
+            _percent_axis(ax, metric)
+        else:
+            ax.set_ylabel(metric)
     return save_figure(fig, out_stem)
 
 
@@ -103,7 +134,7 @@ def plot_within_run(curve, summary, points, out_stem) -> list:
         sweep = summary[(summary["architecture"] == arch) & (summary["metric"] == "valid_accuracy")]
         ax.scatter(sweep["n"], sweep["mean"], color=SPLIT_COLORS["valid"], s=18, zorder=3, label="end of fine_tune(n)",
                    gid=f"sweep-{arch}")
-        _label_panel(ax, arch, "epoch e of fine_tune(N)  /  n of fine_tune(n)", "validation accuracy")
+        _label_panel(ax, arch, "epoch e of fine_tune(N)  /  n of fine_tune(n)", "validation accuracy", percent=True)
     return save_figure(fig, out_stem)
 
 
@@ -123,7 +154,7 @@ def plot_accuracy_vs_cost(cost, out_stem) -> list:
     axes[0].set_xlabel("epochs trained (frozen + n)")
     axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[1].set_xlabel("training seconds (measured)")
-    axes[0].set_ylabel("test accuracy")
+    _percent_axis(axes[0], "test accuracy")
     # Below the panels: inside them the legend would cover the low-accuracy points of from_scratch.
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3)
@@ -143,5 +174,5 @@ def plot_strategy_comparison(summary, out_stem) -> list:
                 continue
             ax.plot(line["n"], line["mean"], marker=STRATEGY_MARKERS[strategy], color=color, label=strategy)
             ax.fill_between(line["n"], line["ci_low"], line["ci_high"], color=color, alpha=0.2, linewidth=0)
-        _label_panel(ax, arch, "n (epochs)", "test accuracy")
+        _label_panel(ax, arch, "n (epochs)", "test accuracy", percent=True)
     return save_figure(fig, out_stem)

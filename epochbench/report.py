@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import __version__, decisions
+from . import __version__, decisions, units
 from .tables import cell_times, epochs_computed, rule_times
 from .warm import cuda_device_present
 
@@ -66,7 +66,8 @@ def caption(name: str, experiment: str, config_hash: str) -> str:
 
 
 def pct(x) -> str:
-    return "–" if pd.isna(x) else f"{100 * x:.1f}%"
+    """A share (or an accuracy) in percent, one decimal: the report's one unit (epochbench.units)."""
+    return units.percent(x)
 
 
 def num(x, digits=4) -> str:
@@ -151,7 +152,7 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None) -
     return dict(
         architecture=point["architecture"], chosen_n=chosen, best_n=best_n,
         test=pct(point["chosen_test_accuracy"]),
-        test_ci=f"{pct(point['chosen_test_ci_low'])} to {pct(point['chosen_test_ci_high'])}",
+        test_ci=units.percent_range(point["chosen_test_ci_low"], point["chosen_test_ci_high"]),
         varied=f"95% t-interval {what_varied(config, data_meta)}, {k} replicates",
         decline=decisions.decline_clause(point) + ".", within=within, exact=exact,
         per_n="; ".join(decisions.per_n_clauses(point, comparison,
@@ -159,9 +160,9 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None) -
         rule=(f"n = {chosen} is the smallest n whose mean validation accuracy is within one standard error (of the "
               f"paired difference) of the highest mean, at n = {best_n}."),
         optimism=(f"Selection optimism: the best n's validation-test gap exceeds the average gap over n by "
-                  f"{100 * point['selection_optimism']:+.1f} points (95% CI {100 * point['selection_optimism_ci_low']:+.1f} "
-                  f"to {100 * point['selection_optimism_ci_high']:+.1f}): what reading the best n's validation accuracy "
-                  f"as its result would overstate."),
+                  f"{units.points(point['selection_optimism'])} (95% CI "
+                  f"{units.points_range(point['selection_optimism_ci_low'], point['selection_optimism_ci_high'])}): "
+                  f"what reading the best n's validation accuracy as its result would overstate."),
         # Bar heights in rem (2.5rem for P = 1): the template only lays them out.
         p_best=[dict(n=int(r.n), p=f"{r.p_best:.2f}", height=f"{2.5 * r.p_best:.2f}") for r in rows.itertuples()],
     )
@@ -291,8 +292,9 @@ def citation_block(citation: dict, experiment: str, config_hash: str, commit: st
 def strategy_rows(strategies: pd.DataFrame) -> list:
     return [
         dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), replicates=int(r.replicates),
-             mean=pct(r["mean"]), fine_tune=pct(r.fine_tune_mean), diff=f"{100 * r.difference:+.1f}",
-             diff_ci=f"{100 * r.diff_ci_low:+.1f} to {100 * r.diff_ci_high:+.1f}", p=f"{r.p_value_holm:.3g}",
+             mean=units.percent(r["mean"]), fine_tune=units.percent(r.fine_tune_mean),
+             diff=units.points(r.difference),
+             diff_ci=units.points_range(r.diff_ci_low, r.diff_ci_high), p=f"{r.p_value_holm:.3g}",
              verdict=STRATEGY_WORDS[r.verdict])
         for _, r in strategies.iterrows()
     ]
@@ -313,7 +315,7 @@ def strategy_answers(strategies: pd.DataFrame, margin: float) -> list:
                  if v in counts]
         sentences.append(f"{arch}, {strategy} ({STRATEGY_QUESTIONS.get(strategy, strategy)}): " + ", ".join(parts)
                          + f" (test accuracy, paired t-test Holm-adjusted over the whole table; equivalent means "
-                         f"within ±{100 * margin:g} points by TOST).")
+                         f"within {units.margin(margin)} by TOST).")
     return sentences
 
 
@@ -321,7 +323,7 @@ def early_stopping_rows(table: pd.DataFrame) -> list:
     return [
         dict(architecture=r.architecture, rule=r.rule, seeds=int(r.seeds), stopped=pct(r.stopped_early),
              stop=num(r.stop_epoch, 1), kept=num(r.kept_epoch, 1), epochs=num(r.epochs_trained, 1),
-             test=pct(r.test_accuracy), test_ci=f"{pct(r.test_ci_low)} to {pct(r.test_ci_high)}")
+             test=units.percent(r.test_accuracy), test_ci=units.percent_range(r.test_ci_low, r.test_ci_high))
         for _, r in table.iterrows()
     ]
 
@@ -348,16 +350,21 @@ def data_notes(config) -> list:
     return notes
 
 
+def summary_row(r: pd.Series) -> dict:
+    """One row of summary.csv as the report shows it: accuracy in percent (its spread in points), loss as it is."""
+    accuracy = r.metric.endswith("accuracy")
+    level = units.percent if accuracy else num
+    spread = (lambda x: units.points(x, signed=False)) if accuracy else num
+    return dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), metric=r.metric, seeds=int(r.seeds),
+                mean=level(r["mean"]), std=spread(r["std"]), ci_low=level(r.ci_low), ci_high=level(r.ci_high))
+
+
 def build_context(
     config, config_hash, summary, points, finals, figures, benchmark_files, workdir, data_meta, comparison,
     strategies, early_stopping, citation,
 ) -> dict:
     """Everything the template shows, as strings and lists of rows."""
-    summary_rows = [
-        dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), metric=r.metric, seeds=int(r.seeds),
-             mean=num(r["mean"]), std=num(r["std"]), ci_low=num(r.ci_low), ci_high=num(r.ci_high))
-        for _, r in summary.iterrows()
-    ]
+    summary_rows = [summary_row(r) for _, r in summary.iterrows()]
     commit = git_commit(workdir)
     answers = [answer(p, comparison, config, data_meta) for _, p in points.iterrows()]
     figure_rows = [
@@ -371,15 +378,16 @@ def build_context(
         figures=figure_rows,
         summary=summary_rows,
         comparison=[
-            dict(architecture=r.architecture, n=int(r.n), replicates=int(r.replicates), mean=pct(r["mean"]),
-                 ci=f"{pct(r.ci_low)} to {pct(r.ci_high)}", diff="–" if r.verdict == "best" else f"{100 * r.difference:+.1f}",
+            dict(architecture=r.architecture, n=int(r.n), replicates=int(r.replicates), mean=units.percent(r["mean"]),
+                 ci=units.percent_range(r.ci_low, r.ci_high),
+                 diff="–" if r.verdict == "best" else units.points(r.difference),
                  p="–" if pd.isna(r.p_value_holm) else f"{r.p_value_holm:.3g}",
                  p_flip="–" if pd.isna(r.p_sign_flip) else f"{r.p_sign_flip:.3g}",
                  p_equivalence="–" if pd.isna(r.p_equivalence_holm) else f"{r.p_equivalence_holm:.3g}",
                  p_best=f"{r.p_best:.2f}", verdict=VERDICT_WORDS[r.verdict])
             for _, r in comparison.iterrows()
         ],
-        margin=f"{100 * config.get('equivalence_margin', decisions.EQUIVALENCE_MARGIN):g}",
+        margin=units.margin(config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)),
         varied=what_varied(config, data_meta),
         strategies=strategy_rows(strategies),
         strategy_answers=strategy_answers(strategies, config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)),

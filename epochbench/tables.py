@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .units import MINUS, accuracy
+
 CELL_KEYS = ["strategy", "architecture", "n", "seed"]
 
 
@@ -62,15 +64,70 @@ LATEX_CAPTIONS = {
     "cost": "Test accuracy, epochs trained and training seconds per strategy, architecture and n (mean and 95% "
             "t-interval over replicates).",
 }
+# The columns of each LaTeX table in the report's one unit, one decimal (the CSVs keep fractions): accuracies in
+# percent, differences of accuracies in signed points, spreads of accuracy (std, standard errors) in points.
+LATEX_COLUMNS = {
+    "overfitting": dict(
+        percent=["best_valid_accuracy", "chosen_valid_accuracy", "chosen_test_accuracy", "chosen_test_ci_low",
+                 "chosen_test_ci_high", "valid_accuracy_at_max_n", "valid_accuracy_at_decline_from_n",
+                 "within_run_best_accuracy"],
+        points=["decline_at_max_n", "selection_optimism", "selection_optimism_ci_low", "selection_optimism_ci_high"]),
+    "comparison": dict(percent=["mean", "ci_low", "ci_high"], points=["difference"], spread=["difference_se"]),
+    "strategies": dict(percent=["mean", "fine_tune_mean"], points=["difference", "diff_ci_low", "diff_ci_high"]),
+    "early_stopping": dict(percent=["stopped_early", "test_accuracy", "test_ci_low", "test_ci_high"]),
+    # Long: only its rows of an accuracy metric are converted.
+    "cost": dict(percent=["mean", "ci_low", "ci_high"], spread=["std", "sem"]),
+}
+LATEX_KINDS = {"percent": (dict(), " (%)"), "points": (dict(signed=True), " (pts)"), "spread": (dict(), " (pts)")}
+# What the caption says of the units (escaped for LaTeX with the rest of the caption).
+LATEX_UNITS = {
+    "cost": "Rows of test_accuracy in percent (std and sem in percentage points), the others as measured; "
+            "tables/cost.csv holds accuracies as fractions.",
+}
+LATEX_UNITS_DEFAULT = "Accuracies in percent (%), differences of accuracies in percentage points (pts); " \
+                      "tables/{name}.csv holds them as fractions."
+
+
+def in_percent(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`table` with its accuracies in percent and their differences in points, one decimal, as text for LaTeX.
+
+    The column header names the unit, where every row is an accuracy's; a
+    table with a `metric` column of other metrics too (cost) converts only the
+    rows of an accuracy metric and keeps its headers. Every other column is
+    left as it is.
+    """
+    table = table.copy()
+    rows = (table["metric"].astype(str).str.endswith("accuracy") if "metric" in table.columns
+            else pd.Series(True, index=table.index))
+    long = not rows.all()
+    renames = {}
+    for kind, columns in LATEX_COLUMNS.get(name, {}).items():
+        options, unit = LATEX_KINDS[kind]
+        for column in [c for c in columns if c in table.columns]:
+            as_text = table[column].map(lambda v: accuracy(v, unit="", minus="-", missing="--", **options))
+            if long:
+                table[column] = as_text.where(rows, table[column].map(lambda v: "--" if pd.isna(v) else f"{v:.4f}"))
+            else:
+                table[column], renames[column] = as_text, column + unit
+    return table.rename(columns=renames)
 
 
 def latex_table(table: pd.DataFrame, name: str, experiment: str, config_hash: str) -> str:
-    """A LaTeX table (pandas `to_latex`) whose caption names the experiment and config hash, as the figures do."""
-    caption = f"{LATEX_CAPTIONS[name]} Experiment {experiment}, config {config_hash}."
-    return table.to_latex(
-        index=False, float_format="%.4f", na_rep="--", escape=True, longtable=len(table) > 40,
+    """A LaTeX table (pandas `to_latex`) whose caption names the experiment and config hash, as the figures do.
+
+    Accuracies in percent and their differences in points, one decimal (`in_percent`), as the HTML report
+    shows them; the caption says so. p-values, losses, epochs and seconds as they are.
+    """
+    units = LATEX_UNITS.get(name, LATEX_UNITS_DEFAULT.format(name=name))
+    caption = f"{LATEX_CAPTIONS[name]} {units} Experiment {experiment}, config {config_hash}."
+    # Numbers to the right, text to the left, as to_latex aligns them, also where a number is now text.
+    align = "".join("r" if pd.api.types.is_numeric_dtype(table[c]) else "l" for c in table.columns)
+    latex = in_percent(table, name).to_latex(
+        index=False, float_format="%.4f", na_rep="--", escape=True, longtable=len(table) > 40, column_format=align,
         caption=caption.replace("%", r"\%").replace("_", r"\_"), label=f"tab:epochbench-{name}",
     )
+    # The verdict sentences print a typographic minus, which pdflatex's default input encoding lacks.
+    return latex.replace(MINUS, "-")
 
 
 def cell_times(benchmark_files, finals: pd.DataFrame) -> pd.DataFrame:

@@ -103,7 +103,7 @@ def test_a_clear_decline_is_worse_and_overfits():
     assert point["verdict"].startswith(f"Accuracy falls from {100 * table[source].mean():.1f}% at n = {source} to ")
     best = point["best_n"]
     assert f"n = 1..2, 5 are worse than n = {best} (Holm-adjusted p < 0.025)" in point["verdict"]
-    assert point["verdict"].endswith(f"is equivalent to n = {best} within ±1 point.")
+    assert point["verdict"].endswith(f"is equivalent to n = {best} within ±1.0 pts.")
 
 
 def test_three_replicates_resolve_nothing_in_a_noisy_curve():

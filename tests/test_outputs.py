@@ -130,6 +130,21 @@ def test_latex_tables_have_one_row_per_csv_row(run):
         assert len(rows) == len(pd.read_csv(tables / f"{tex.stem}.csv")), tex.name
 
 
+def test_latex_tables_show_percent_where_the_csv_keeps_fractions(run):
+    workdir, _, tables = run
+    comparison = pd.read_csv(tables / "comparison.csv")
+    assert comparison["mean"].between(0, 1).all() and comparison["ci_high"].between(0, 1).all()
+    text = (workdir / "reports" / "ci" / "tables" / "comparison.tex").read_text()
+    assert "Accuracies in percent" in text and "holds them as fractions" in text
+    header = [cell.strip() for cell in text.split("\\toprule", 1)[1].split("\\midrule", 1)[0].strip()
+              .removesuffix("\\\\").split("&")]
+    body = text.split("\\midrule", 1)[1].split("\\bottomrule", 1)[0]
+    rows = [[cell.strip() for cell in line.rstrip().removesuffix("\\\\").split("&")]
+            for line in body.splitlines() if line.rstrip().endswith("\\\\")]
+    mean = header.index("mean (\\%)")
+    assert [row[mean] for row in rows] == [f"{100 * value:.1f}" for value in comparison["mean"]]
+
+
 def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)

@@ -76,13 +76,20 @@ def test_report_shows_the_numbers_of_the_tables(finished_run):
     summary = pd.read_csv(tables / "summary.csv")
     page = (workdir / "reports" / "ci" / "index.html").read_text()
 
+    assert summary.loc[summary["metric"].str.endswith("accuracy"), "mean"].between(0, 1).all()  # fractions
     shown = table_rows(page, "summary-table")
     assert len(shown) == len(summary)
     for row, (_, expected) in zip(shown, summary.iterrows()):
         assert row[:5] == [expected["strategy"], expected["architecture"], str(expected["n"]), expected["metric"],
                            str(expected["seeds"])]
+        # Accuracies in percent with one decimal (their spread in points), losses as they are; the CSV holds fractions.
+        accuracy = expected["metric"].endswith("accuracy")
         for cell, column in zip(row[5:], ["mean", "std", "ci_low", "ci_high"]):
-            assert float(cell) == pytest.approx(expected[column], abs=5e-5), (row, column)
+            if accuracy:  # (a t-interval over 2 seeds can reach below 0%: its sign is the typographic minus)
+                assert cell == (f"{100 * expected[column]:.1f}".replace("-", "\u2212")
+                                + (" pts" if column == "std" else "%")), (row, column)
+            else:
+                assert float(cell) == pytest.approx(expected[column], abs=5e-5), (row, column)
 
     points = pd.read_csv(tables / "overfitting.csv")
     for _, point in points.iterrows():

@@ -28,7 +28,7 @@ def overfitting_point(**overrides):
 
 def test_answer_states_the_decline_with_its_adjusted_p_and_what_varied():
     box = report.answer(overfitting_point(), comparison_rows(), {"split": "per_seed"})
-    assert box["decline"] == ("Accuracy falls from 80.0% at n = 2 to 77.0% at n = 4 (-3.0 points, Holm-adjusted "
+    assert box["decline"] == ("Accuracy falls from 80.0% at n = 2 to 77.0% at n = 4 (\u22123.0 pts, Holm-adjusted "
                               "one-sided p = 0.0123).")
     assert box["test"] == "78.0%" and box["test_ci"] == "75.0% to 81.0%"
     assert box["varied"] == ("95% t-interval over replicates: each drew its own training seed, split and label noise, "
@@ -36,9 +36,10 @@ def test_answer_states_the_decline_with_its_adjusted_p_and_what_varied():
     assert [b["p"] for b in box["p_best"]] == ["0.00", "0.60", "0.30", "0.10"]
     assert [b["height"] for b in box["p_best"]] == ["0.00", "1.50", "0.75", "0.25"]
     assert box["per_n"] == ("n = 1, 4 are worse than n = 2 (Holm-adjusted p < 0.025); n = 3 is equivalent to n = 2 "
-                            "within ±1 point.")
+                            "within ±1.0 pts.")
     assert box["exact"] == ""  # 8 replicates can reach p < 0.05 with a sign-flip test
     assert "epoch 3" in box["within"]
+    assert "by +0.4 pts (95% CI \u22120.2 to +1.0 pts)" in box["optimism"]
     fixed = report.answer(overfitting_point(overfits=False, replicates=3), comparison_rows(), {"split": "fixed"})
     assert fixed["decline"] == "No resolved decline within N = 4 with 3 replicates."
     assert "over training seeds, on one split" in fixed["varied"]
@@ -85,7 +86,7 @@ def test_strategy_sentences_count_the_verdicts():
                               verdict=["worse", "worse", "unresolved"]))
     assert report.strategy_answers(table, 0.01) == [
         "netA, head_only (does unfreezing the body help?): worse than fine_tune at 2 of 3 n, not resolved at 1 of 3 n "
-        "(test accuracy, paired t-test Holm-adjusted over the whole table; equivalent means within ±1 points by TOST)."]
+        "(test accuracy, paired t-test Holm-adjusted over the whole table; equivalent means within ±1.0 pts by TOST)."]
 
 
 def test_data_notes_disclose_overlaps():
