@@ -16,6 +16,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/lr_find.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/report.smk"

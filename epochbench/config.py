@@ -136,6 +136,16 @@ def _check_jobs_per_gpu(jobs_per_gpu) -> None:
         raise ConfigError(f"config key 'jobs_per_gpu': {err}") from None
 
 
+def _check_augment(augment, image_size) -> None:
+    # Validation and test batches keep the prepared size; training batches of another size would be another task.
+    size = augment.get("size") if isinstance(augment, dict) else None
+    if size is not None and list(size if isinstance(size, list) else [size, size]) != [image_size, image_size]:
+        raise ConfigError(
+            f"config key 'augment.size': {size} differs from image_size {image_size}; the validation and test "
+            "batches keep image_size, so leave size out (it defaults to image_size) or set image_size to it"
+        )
+
+
 def schema_error(config: dict, schema_path) -> "str | None":
     """The most relevant schema violation of `config` as one line naming the key, or None.
 
@@ -164,6 +174,7 @@ def check_config(config: dict, model_cache=None) -> None:
     """Raise ConfigError for the first setting that cannot work (`model_cache`: see `model_names`)."""
     _check_dataset(config["dataset"], "dataset")
     _check_jobs_per_gpu(config.get("jobs_per_gpu", 1))
+    _check_augment(config.get("augment", False), config.get("image_size", 224))
     pretrained = config["pretrained"]
     if pretrained == "source":
         if "source" not in config:

@@ -176,3 +176,37 @@ def plot_strategy_comparison(summary, out_stem) -> list:
             ax.fill_between(line["n"], line["ci_low"], line["ci_high"], color=color, alpha=0.2, linewidth=0)
         _label_panel(ax, arch, "n (epochs)", "test accuracy", percent=True)
     return save_figure(fig, out_stem)
+
+
+# fine_tune.base_lr by lr_find (epochbench.lrfind): a figure of its own, only where the config names a suggestion.
+CAPTIONS["lr_find"] = (
+    "fastai's learning-rate finder (lr_find), per architecture: smoothed training loss against the learning rate "
+    "(log scale) over one mock training run of exponentially rising rates, body frozen as in fine_tune's first fit, "
+    "on one replicate's training split; the last five batches are left out, as fastai's own plot does. The red "
+    "mark is the rate of the suggestion fine_tune.base_lr names, which every fine_tune and head_only cell of the "
+    "architecture uses as base_lr (the unfrozen fit at half of it)."
+)
+
+
+def plot_lr_find(results, curves, out_stem, skip_end: int = 5) -> list:
+    """The LR-finder curve per architecture (`lrfind.read_results`), with the chosen suggestion's rate marked."""
+    _style()
+    architectures = list(results["architecture"])
+    fig, axes = plt.subplots(1, len(architectures), figsize=(4.2 * len(architectures), 3.4), squeeze=False)
+    for ax, (_, found) in zip(axes[0], results.iterrows()):
+        arch = found["architecture"]
+        curve = curves[curves["architecture"] == arch]
+        curve = curve.iloc[:-skip_end] if len(curve) > skip_end else curve
+        ax.plot(curve["lr"], curve["loss"], color=SPLIT_COLORS["valid"], linewidth=1.2, label="smoothed training loss",
+                gid=f"lr-find-curve-{arch}")
+        # The loss where the curve passes the chosen rate, read off the curve (rates rise evenly in log scale).
+        at = float(np.interp(np.log(found["lr"]), np.log(curve["lr"].to_numpy(float)), curve["loss"].to_numpy(float)))
+        ax.axvline(found["lr"], color=SPLIT_COLORS["test"], linestyle="--", linewidth=1)
+        ax.scatter([found["lr"]], [at], color=SPLIT_COLORS["test"], s=30, zorder=3,
+                   label=f"{found['suggestion']}: {found['lr']:.2g}", gid=f"lr-find-chosen-{arch}")
+        ax.set_xscale("log")
+        ax.set_title(arch)
+        ax.set_xlabel("learning rate (log scale)")
+        ax.set_ylabel("training loss (smoothed)")
+        ax.legend(loc="upper left", fontsize="small")
+    return save_figure(fig, out_stem)

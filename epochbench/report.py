@@ -428,3 +428,37 @@ def render(template_path, context) -> str:
         keep_trailing_newline=True,
     )
     return env.get_template(template_path.name).render(**context)
+
+
+def lr_find_context(results: pd.DataFrame, config) -> dict:
+    """The report's lr_find section (fine_tune.base_lr naming a suggestion): the rate each architecture used, stated.
+
+    `results` is `lrfind.read_results`' first frame; empty where base_lr is a number,
+    and the template then leaves the section out.
+    """
+    if results is None or results.empty:
+        return dict(lr_find=[], lr_find_note="")
+    fine_tune = config.get("fine_tune", {})
+    lr_mult = fine_tune.get("lr_mult", 100)
+    rows = []
+    for _, r in results.iterrows():
+        others = ", ".join(f"{name} {rate:.2g}" for name, rate in r["suggestions"].items() if name != r["suggestion"])
+        rows.append(dict(
+            architecture=r["architecture"], suggestion=r["suggestion"], lr=f"{r['lr']:.3g}",
+            unfrozen=f"{r['lr'] / 2:.3g} (first layers {r['lr'] / 2 / lr_mult:.3g})", others=others,
+            sentence=(f"{r['architecture']}: base_lr = {r['lr']:.3g}, fastai's {r['suggestion']} suggestion from "
+                      f"lr_find on replicate {int(r['seed'])}'s {int(r['train_images'])} training images "
+                      f"({int(r['iterations'])} batches)."),
+        ))
+    seeds = sorted(int(s) for s in results["seed"].unique())
+    overlap = (f" The rate was found on replicate {', '.join(map(str, seeds))}'s training split; with split per_seed "
+               "some of those images are validation or test images of the other replicates."
+               if config.get("split", "per_seed") == "per_seed" and len(config.get("seeds", [])) > 1 else "")
+    note = ("fine_tune.base_lr names an lr_find suggestion: fastai's lr_find ran once per architecture, with the "
+            "learner built as the cells build theirs (the body they start from, frozen as in fine_tune's first fit, "
+            "the same batches and augmentation), on training batches at exponentially rising rates; the named "
+            "suggestion is the base_lr of every fine_tune and head_only cell of that architecture: the frozen fit at "
+            "base_lr, the unfrozen fit at base_lr / 2 for the head and base_lr / 2 / lr_mult "
+            f"({lr_mult:g}) for the first layers. from_scratch keeps its own rate. The files: "
+            f"results/{config.get('experiment', '<experiment>')}/lr_find/<architecture>.json and .csv." + overlap)
+    return dict(lr_find=rows, lr_find_note=note)

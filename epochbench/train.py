@@ -41,11 +41,13 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.torch_core import TensorCategory, TensorImage, find_bs, set_seed, to_float
 from fastai.vision.core import imagenet_stats
+from fastai.vision.augment import aug_transforms
 from fastai.vision.learner import vision_learner
 
 from .data import TEST, TRAIN, VALID, PreparedData, load_prepared
 from .devices import pick_device
 from .io import atomic_path
+from .lrfind import check_rate
 
 log = logging.getLogger("epochbench")
 
@@ -71,10 +73,15 @@ class WeightsError(ValueError):
 
 
 class ArrayImages(torch.utils.data.Dataset):
-    """(image, label) pairs from a decoded uint8 array; fastai's IntToFloatTensor scales batches to [0, 1]."""
+    """(image, label) pairs from a decoded uint8 array; fastai's IntToFloatTensor scales batches to [0, 1].
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images, self.labels = images, labels
+    `split_idx` is fastai's: 0 for the training split, 1 for the others. A
+    TfmdDL hands it to its batch transforms, and fastai's random augmentations
+    (RandTransform, split_idx 0) apply only where it is 0.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, split_idx: int = 1):
+        self.images, self.labels, self.split_idx = images, labels, split_idx
 
     def __len__(self):
         return len(self.labels)
@@ -83,29 +90,55 @@ class ArrayImages(torch.utils.data.Dataset):
         return TensorImage(torch.from_numpy(np.array(self.images[i]))), TensorCategory(int(self.labels[i]))
 
 
-def make_dataloaders(data: PreparedData, batch_size: int, device, num_workers: int = 0) -> DataLoaders:
+def augmentations(augment, image_size: int) -> list:
+    """fastai's `aug_transforms` for the config's `augment`: False (none), True (fastai's defaults) or its keyword arguments.
+
+    `size` defaults to the prepared images' size, which the validation and test
+    batches keep (fastai needs a size for `min_scale` < 1, its random resized crop).
+    """
+    if augment is False or augment is None:
+        return []
+    kwargs = {} if augment is True else dict(augment)
+    size = kwargs.get("size", image_size)
+    kwargs["size"] = tuple(size) if isinstance(size, (list, tuple)) else size
+    return aug_transforms(**kwargs)
+
+
+def make_dataloaders(data: PreparedData, batch_size: int, device, num_workers: int = 0, augment=False) -> DataLoaders:
     """Train/valid DataLoaders for the learner (the test split gets its loader from `test_loader`).
 
     The images are decoded already and memory-mapped: a batch is an index into
     an array, so worker processes rarely pay off (num_workers 0 by default).
-    Pinned memory speeds up the copy to a GPU.
+    Pinned memory speeds up the copy to a GPU. `augment` (see `augmentations`)
+    adds fastai's aug_transforms to the training loader's batch transforms
+    alone, after IntToFloatTensor (on the device, as float TensorImages): the
+    validation batches, and the test batches made from them, never change.
     """
     on_gpu = torch.device(device).type == "cuda"
 
     def loader(split, train=False):
         images, labels = data.split(split)
+        extra = augmentations(augment, images.shape[-1]) if train else []
         return TfmdDL(
-            ArrayImages(images, labels),
+            ArrayImages(images, labels, split_idx=0 if train else 1),
             bs=min(batch_size, len(labels)),
             shuffle=train,
             drop_last=train and len(labels) > batch_size,
-            after_batch=[IntToFloatTensor()],
+            after_batch=[IntToFloatTensor(), *extra],
             device=device,
             num_workers=num_workers,
             pin_memory=on_gpu,
         )
 
-    return DataLoaders(loader(TRAIN, train=True), loader(VALID), device=device)
+    loaders = loader(TRAIN, train=True), loader(VALID)
+    for dl in loaders:
+        # fastai passes one batch through a loader's transforms to learn its types, lazily: when a batch
+        # first asks for `n_inp`, inside the first fit. With random augmentation that pass draws random
+        # numbers, which a learner resumed after the frozen fit would draw again; done here, with every
+        # random stream left as it was, it draws none that training sees.
+        with random_state_kept(torch.device(device) if on_gpu else None):
+            dl.n_inp  # noqa: B018  (the property runs the pass)
+    return DataLoaders(*loaders, device=device)
 
 
 def test_loader(learn, data: PreparedData) -> TfmdDL:
@@ -116,7 +149,8 @@ def test_loader(learn, data: PreparedData) -> TfmdDL:
     miss it and score the test split on unnormalised inputs.
     """
     images, labels = data.split(TEST)
-    return learn.dls.valid.new(ArrayImages(images, labels), bs=min(learn.dls.valid.bs, len(labels)), shuffle=False)
+    return learn.dls.valid.new(ArrayImages(images, labels, split_idx=1), bs=min(learn.dls.valid.bs, len(labels)),
+                               shuffle=False)
 
 
 def resolve_architecture(name: str):
@@ -170,15 +204,16 @@ def load_body_weights(learn, path) -> None:
 
 
 @contextlib.contextmanager
-def random_state_kept():
-    """Leave Python's, NumPy's and torch's random streams as they were.
+def random_state_kept(cuda_device=None):
+    """Leave Python's, NumPy's and torch's random streams (on the CPU, and on `cuda_device` if given) as they were.
 
     Iterating a DataLoader draws a seed from torch's global generator, so a
     test pass between epochs would shift every later random draw (shuffling,
     dropout): scoring the test split, or not, must not change the training.
     """
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
+    devices = [torch.device(cuda_device).index or 0] if cuda_device else []
+    with torch.random.fork_rng(devices=devices):
         yield
     random.setstate(python_state)
     np.random.set_state(numpy_state)
@@ -284,15 +319,16 @@ def speed_up(learn, device, precision: str = "fp32", channels_last: bool = False
 def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str,
                    precision: str = "fp32", channels_last: bool = False, num_workers: int = 0,
                    score_test: bool = True, dataset: dict = None, seed: int = 0, normalize_as: str = None,
-                   jobs_per_gpu: int = 1) -> tuple:
+                   jobs_per_gpu: int = 1, augment=False) -> tuple:
     """(data, learner with an EpochHistory, scoring the test split too if `score_test`), after `seed_everything`.
 
     `dataset` (the config's dataset block) and `seed` pick the replicate's split and label noise;
-    on a GPU, the job shares its device with up to `jobs_per_gpu` - 1 others.
+    on a GPU, the job shares its device with up to `jobs_per_gpu` - 1 others. `augment`: the
+    training batches' augmentation (see `augmentations`).
     """
     data = load_prepared(data_dir, dataset, seed)
     dev = pick_device(device, jobs_per_gpu)
-    dls = make_dataloaders(data, batch_size, dev, num_workers)
+    dls = make_dataloaders(data, batch_size, dev, num_workers, augment=augment)
     history = EpochHistory(label=label)
     learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history], normalize_as=normalize_as)
     learn.model.to(dev)
@@ -310,6 +346,7 @@ def epochs_trained(n: int, fine_tune_args: dict) -> int:
 def frozen_fit(learn, fine_tune_args: dict) -> None:
     """fine_tune's first fit, the same whatever n is: the body frozen, one cycle of freeze_epochs at base_lr."""
     args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
+    check_rate(args)
     learn.freeze()
     learn.fit_one_cycle(args["freeze_epochs"], slice(args["base_lr"]), pct_start=0.99)
 
@@ -317,6 +354,7 @@ def frozen_fit(learn, fine_tune_args: dict) -> None:
 def second_fit(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
     """fine_tune's second fit, over n epochs at half base_lr: the body unfrozen, or left frozen for head_only."""
     args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
+    check_rate(args)
     base_lr = args["base_lr"] / 2
     if strategy == "fine_tune":
         learn.unfreeze()
@@ -330,6 +368,8 @@ def second_fit(learn, strategy: str, n: int, fine_tune_args: dict) -> None:
 def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict, from_scratch_lr: float = None) -> None:
     """Train `learn` for n epochs plus fine_tune's frozen epochs: every strategy trains as many epochs."""
     args = {**FINE_TUNE_DEFAULTS, **fine_tune_args}
+    if strategy != "from_scratch" or not from_scratch_lr:
+        check_rate(args)
     if strategy == "fine_tune":
         learn.fine_tune(n, **fine_tune_args)  # fastai's own, straight through: what the shared frozen fit must equal
     elif strategy == "head_only":
@@ -347,6 +387,7 @@ def train_cell(
     batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
     precision: str = "fp32", channels_last: bool = False, num_workers: int = 0, dataset: dict = None,
     from_scratch_lr: float = None, test_every_epoch: bool = True, frozen_state=None, jobs_per_gpu: int = 1,
+    augment=False,
 ):
     """Run one cell of the grid; return (history rows, seconds per epoch, final metrics).
 
@@ -354,7 +395,8 @@ def train_cell(
     `data.load_prepared`); `test_every_epoch` scores the test split after
     every epoch rather than after the last one only. `frozen_state`, a
     checkpoint of `frozen_job` for this architecture and seed, replaces
-    fine_tune's (or head_only's) frozen fit.
+    fine_tune's (or head_only's) frozen fit. `augment`: fastai's aug_transforms
+    on the training batches (see `augmentations`), for every strategy alike.
     """
     seed_everything(seed, threads, deterministic)
     weights = "none" if strategy == "from_scratch" else pretrained
@@ -362,7 +404,7 @@ def train_cell(
         data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", batch_size, device,
         precision, channels_last, num_workers, dataset=dataset, seed=seed,
         normalize_as="imagenet" if strategy == "from_scratch" and pretrained == "imagenet" else None,
-        jobs_per_gpu=jobs_per_gpu,
+        jobs_per_gpu=jobs_per_gpu, augment=augment,
     )
     history.test_every_epoch = test_every_epoch
     history.total_epochs = epochs_trained(n, fine_tune_args)
@@ -398,13 +440,13 @@ def frozen_job(spec: dict) -> None:
 def run_frozen_fit(
     data_dir, arch: str, seed: int, pretrained: str, fine_tune_args: dict, batch_size: int = 64, threads: int = 1,
     device: str = "auto", deterministic: bool = False, precision: str = "fp32", channels_last: bool = False,
-    num_workers: int = 0, dataset: dict = None, jobs_per_gpu: int = 1,
+    num_workers: int = 0, dataset: dict = None, jobs_per_gpu: int = 1, augment=False,
 ) -> tuple:
     """(learner, history) after fine_tune's frozen fit, the learner built exactly as `train_cell` builds it."""
     seed_everything(seed, threads, deterministic)
     _, learn, history = seeded_learner(
         data_dir, arch, pretrained, f"{arch} frozen fit seed {seed} | ", batch_size, device, precision,
-        channels_last, num_workers, dataset=dataset, seed=seed, jobs_per_gpu=jobs_per_gpu,
+        channels_last, num_workers, dataset=dataset, seed=seed, jobs_per_gpu=jobs_per_gpu, augment=augment,
     )
     # The test split is scored at the frozen epochs for fine_tune(N)'s per-epoch curve; cells that
     # score it at their end only leave those values out (`resume_after_frozen_fit`).
@@ -474,6 +516,63 @@ def resume_after_frozen_fit(learn, history: EpochHistory, path) -> None:
     history.epochs_shared = len(history.rows)
     if not history.test_every_epoch:  # as if this cell had run the frozen fit itself: test at its end only
         history.rows = [dict(row, test_loss=float("nan"), test_accuracy=float("nan")) for row in history.rows]
+
+
+def find_lr(
+    data_dir, arch: str, seed: int, pretrained: str, suggestion: str = "valley", batch_size: int = 64,
+    threads: int = 1, device: str = "auto", deterministic: bool = False, precision: str = "fp32",
+    channels_last: bool = False, num_workers: int = 0, dataset: dict = None, jobs_per_gpu: int = 1,
+    augment=False, num_it: int = 100,
+) -> tuple:
+    """fastai's `learn.lr_find()` on replicate `seed`'s training split: (result, curve).
+
+    The learner is built as the training jobs build theirs (`seeded_learner`:
+    the same weights, batches and augmentation) and frozen, as for fine_tune's
+    first fit, whose rate base_lr is (the second runs at half of it). lr_find
+    trains on training batches only, at exponentially rising rates, and puts the
+    weights back. `result` holds the chosen suggestion's rate beside every other
+    suggestion's; `curve` the recorded rates and smoothed losses, one row per batch.
+    """
+    import tempfile
+
+    import pandas as pd
+    from fastai.callback import schedule
+
+    from .lrfind import CURVE_COLUMNS, SUGGESTIONS
+
+    if suggestion not in SUGGESTIONS:
+        raise ValueError(f"suggestion {suggestion!r} is not one of fastai's {', '.join(SUGGESTIONS)}")
+    seed_everything(seed, threads, deterministic)
+    data, learn, history = seeded_learner(
+        data_dir, arch, pretrained, f"{arch} lr_find seed {seed} | ", batch_size, device, precision, channels_last,
+        num_workers, score_test=False, dataset=dataset, seed=seed, jobs_per_gpu=jobs_per_gpu, augment=augment,
+    )
+    learn.remove_cb(history)  # lr_find skips validation: there is no epoch to record
+    learn.freeze()
+    with tempfile.TemporaryDirectory() as tmp, learn.no_bar(), learn.no_logging():
+        learn.path = Path(tmp)  # where lr_find keeps the weights it restores; not the job's folder
+        found = learn.lr_find(num_it=num_it, show_plot=False,
+                              suggest_funcs=tuple(getattr(schedule, name) for name in SUGGESTIONS))
+    rates = {name: float(rate) for name, rate in zip(SUGGESTIONS, found)}
+    if not np.isfinite(rates[suggestion]) or rates[suggestion] <= 0:
+        raise ValueError(f"lr_find's {suggestion} suggestion is {rates[suggestion]} for {arch}: "
+                         f"give fine_tune.base_lr as a number, or another suggestion ({rates})")
+    curve = pd.DataFrame(dict(lr=[float(v) for v in learn.recorder.lrs],
+                              loss=[float(v) for v in learn.recorder.losses]), columns=CURVE_COLUMNS)
+    result = dict(architecture=arch, suggestion=suggestion, lr=rates[suggestion], suggestions=rates, seed=seed,
+                  train_images=int((data.splits == TRAIN).sum()), iterations=len(curve), num_it=num_it)
+    log.info("%s lr_find seed %d | %s suggests %.3g (%s)", arch, seed, suggestion, rates[suggestion],
+             ", ".join(f"{name} {rate:.3g}" for name, rate in rates.items()))
+    return result, curve
+
+
+def lr_find_job(spec: dict) -> None:
+    """The `lr_find` rule's job: one architecture's lr_find, its result (json) and curve (csv)."""
+    from .io import write_csv, write_json
+
+    result, curve = find_lr(**spec["settings"])
+    write_json(spec["result"], result)
+    write_csv(spec["curve"], curve)
 
 
 def pretrain_body(

@@ -20,3 +20,8 @@ plots.plot_within_run(curve, sweep_summary, points, f"{stem}/within_run_curve")
 plots.plot_accuracy_vs_cost(pd.read_csv(snakemake.input.cost), f"{stem}/accuracy_vs_cost")
 if "strategy_comparison_png" in snakemake.output.keys():
     plots.plot_strategy_comparison(summary, f"{stem}/strategy_comparison")
+if "lr_find_png" in snakemake.output.keys():
+    from epochbench.lrfind import read_results  # noqa: E402
+
+    plots.plot_lr_find(*read_results(snakemake.input.lr_find_results, snakemake.input.lr_find_curves),
+                       f"{stem}/lr_find")

@@ -10,6 +10,7 @@ import yaml  # noqa: E402
 
 from epochbench import report  # noqa: E402
 from epochbench.io import write_text  # noqa: E402
+from epochbench.lrfind import read_results  # noqa: E402
 
 context = report.build_context(
     config=snakemake.params.config,
@@ -26,4 +27,7 @@ context = report.build_context(
     data_meta=json.loads(Path(snakemake.input.data_meta).read_text()),
     workdir=Path(snakemake.scriptdir).parent,  # the checkout whose commit made this report
 )
+# fine_tune.base_lr by lr_find: the rates used, stated (no section where base_lr is a number).
+lr_find_results, _ = read_results(snakemake.input.lr_find_results, snakemake.input.lr_find_curves)
+context.update(report.lr_find_context(lr_find_results, snakemake.params.config))
 write_text(snakemake.output.html, report.render(snakemake.input.template, context))

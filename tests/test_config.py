@@ -44,6 +44,8 @@ SCHEMA_CASES = [
     ("fractional GPU slots", lambda c: c.update(jobs_per_gpu=1.5), "'jobs_per_gpu'"),
     ("GPU slots as text", lambda c: c.update(jobs_per_gpu="2"), "'jobs_per_gpu'"),
     ("unknown dataset split", lambda c: c["dataset"].update(split="official"), "'dataset.split'"),
+    ("misspelt augmentation", lambda c: c.update(augment=dict(max_rotat=10)), "'augment.max_rotat': unknown key"),
+    ("unknown lr_find suggestion", lambda c: c.update(fine_tune=dict(base_lr="vally")), "'fine_tune.base_lr'"),
 ]
 
 
@@ -66,6 +68,7 @@ CHECK_CASES = [
     ("source without task", lambda c: c.pop("source"), "'source'"),
     ("batch larger than training split", lambda c: c.update(batch_size=500), "'batch_size'"),
     ("GPU slots a float", lambda c: c.update(jobs_per_gpu=2.0), "'jobs_per_gpu'"),
+    ("augmented size other than image_size", lambda c: c.update(augment=dict(size=224)), "'augment.size'"),
     ("regex without group", lambda c: c.update(dataset=dict(name="folder", path="/", label_regex=r"\d+")),
      "'dataset.label_regex'"),
     ("split folders on digits", lambda c: c["dataset"].update(split="folders"), "'dataset.split': folders, but digits"),

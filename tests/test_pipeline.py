@@ -1,6 +1,7 @@
 """End to end: the real Snakemake pipeline on config/ci.yaml, from nothing to the HTML report."""
 
 import html
+import json
 import re
 import subprocess
 import zipfile
@@ -184,3 +185,55 @@ def test_lint_is_clean():
     result = subprocess.run(["snakemake", "--lint", "--configfile", str(CI_CONFIG)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_augmentation_reruns_the_training_jobs_alone_and_off_changes_nothing(finished_run):
+    workdir, _ = finished_run
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    off = workdir / "augment_off.yaml"
+    off.write_text(yaml.safe_dump(dict(config, augment=False)))
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run", configfile=off).stdout
+    on = workdir / "augment_on.yaml"
+    on.write_text(yaml.safe_dump(dict(config, augment=dict(max_rotate=5))))
+    planned = planned_jobs(snakemake(workdir, "--dry-run", configfile=on).stdout)
+    runs = len(config["architectures"]) * len(config["seeds"])
+    assert planned["frozen_fit"] == runs and planned["train"] == runs * config["max_epochs"] * len(config["strategies"])
+    assert "pretrain" not in planned and "prepare_data" not in planned and "lr_find" not in planned
+
+
+def test_base_lr_valley_finds_one_rate_per_architecture_that_every_cell_uses(tmp_path):
+    """config/ci.yaml, cut to one architecture and fine_tune alone, with base_lr: valley and augmentation."""
+    from epochbench import train
+
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    config.update(experiment="ci-lr-find", architectures=["test_resnet"], strategies=["fine_tune"],
+                  fine_tune=dict(config["fine_tune"], base_lr="valley"), augment=dict(max_rotate=5))
+    config_file = tmp_path / "valley.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    planned = planned_jobs(snakemake(tmp_path, "--dry-run", configfile=config_file).stdout)
+    assert planned["lr_find"] == 1 and planned["frozen_fit"] == len(config["seeds"])
+    snakemake(tmp_path, configfile=config_file)
+
+    results = tmp_path / "results" / "ci-lr-find"
+    found = json.loads((results / "lr_find" / "test_resnet.json").read_text())
+    curve = pd.read_csv(results / "lr_find" / "test_resnet.csv")
+    assert found["suggestion"] == "valley" and 1e-7 < found["lr"] < 10 and found["seed"] == min(config["seeds"])
+    assert len(curve) == found["iterations"] and curve["lr"].is_monotonic_increasing
+    # Every cell trained at the found rate: its learning rates are those of fine_tune(n) at that base_lr.
+    for n in range(1, config["max_epochs"] + 1):
+        rows, _, _ = train.train_cell(results / "data" / "target", "test_resnet", n, seed=0, pretrained="none",
+                                      fine_tune_args=dict(config["fine_tune"], base_lr=found["lr"]),
+                                      batch_size=config["batch_size"], device="cpu")
+        for seed in config["seeds"]:
+            history = pd.read_csv(results / "cells" / "fine_tune" / "test_resnet" / f"n{n}" / f"seed{seed}" / "history.csv")
+            assert history["lr"].to_numpy() == pytest.approx([r["lr"] for r in rows], rel=1e-6)
+    page = (tmp_path / "reports" / "ci-lr-find" / "index.html").read_text()
+    assert f"base_lr = {found['lr']:.3g}, fastai's valley suggestion" in html.unescape(page)
+    assert 'id="figure-lr_find"' in page and (tmp_path / "reports" / "ci-lr-find" / "figures" / "lr_find.svg").is_file()
+    assert "lr_find" in [row[0] for row in table_rows(page, "time-table")]
+    assert "Nothing to be done" in snakemake(tmp_path, "--dry-run", configfile=config_file).stdout
+    # A number again: no lr_find job, and every job that trained at the found rate reruns.
+    numeric = tmp_path / "numeric.yaml"
+    numeric.write_text(yaml.safe_dump(dict(config, fine_tune=dict(config["fine_tune"], base_lr=found["lr"]))))
+    planned = planned_jobs(snakemake(tmp_path, "--dry-run", configfile=numeric).stdout)
+    assert "lr_find" not in planned and planned["frozen_fit"] == len(config["seeds"])

@@ -1,5 +1,6 @@
 """The training cell on a tiny dataset: fastai's own fine_tune, its history, determinism, and weight loading."""
 
+import json
 import math
 import os
 import subprocess
@@ -365,3 +366,146 @@ def test_training_and_pretraining_jobs_ask_for_one_of_jobs_per_gpu_slots(tiny_da
         train.pretrain_body(tiny_data, "test_resnet", tmp_path / "body.pt", epochs=1, lr=1e-3, device="cuda",
                             jobs_per_gpu=4)
     assert asked == [("cuda", 3), ("cuda", 4)]
+
+
+class BatchesSeen(Callback):
+    """Every batch the model sees, as it sees it (after the batch transforms), by fit and split."""
+
+    def __init__(self):
+        self.batches = []
+
+    def before_batch(self):
+        fit = len([b for b in self.batches if b[0] == "start"])
+        self.batches.append(("train" if self.training else "valid", fit, self.xb[0].detach().clone()))
+
+    def before_fit(self):
+        self.batches.append(("start", None, None))
+
+
+def images_seen(batches, split, fit) -> list:
+    """The images of one fit's batches of a split, in the order seen."""
+    return [image for s, f, xb in batches if s == split and f == fit for image in xb]
+
+
+def as_multiset(images) -> list:
+    """The images regardless of order: the training loader shuffles every epoch."""
+    return sorted(image.numpy().tobytes() for image in images)
+
+
+def test_augmentation_changes_the_training_batches_alone(tiny_data, monkeypatch):
+    """Two epochs (fine_tune's frozen and unfrozen one) with the same seed: augmented training images differ from
+    epoch to epoch; the validation batches are exactly those of a run without augmentation."""
+    seen = {}
+    real_make_learner = train.make_learner
+
+    def with_probe(*args, **kwargs):
+        seen[kwargs.pop("_run", None) or len(seen)] = probe = BatchesSeen()
+        return real_make_learner(*args, **{**kwargs, "cbs": [*kwargs["cbs"], probe]})
+
+    monkeypatch.setattr(train, "make_learner", with_probe)
+    cell = dict(data_dir=tiny_data, arch="test_resnet", n=1, seed=0, pretrained="none", fine_tune_args=FT, batch_size=16)
+    train.train_cell(**cell)
+    train.train_cell(**cell, augment=True)
+    plain, augmented = seen[0].batches, seen[1].batches
+    # Without augmentation each epoch shows the same training images, shuffled: the control of the check below.
+    assert as_multiset(images_seen(plain, "train", 1)) == as_multiset(images_seen(plain, "train", 2))
+    first, second = (as_multiset(images_seen(augmented, "train", fit)) for fit in (1, 2))
+    assert first != second and first != as_multiset(images_seen(plain, "train", 1))
+    # Validation: the very same batches, bit for bit, in every epoch and with augmentation or without.
+    for fit in (1, 2):
+        assert all(torch.equal(a, b) for a, b in zip(images_seen(augmented, "valid", fit), images_seen(plain, "valid", 1)))
+        assert len(images_seen(augmented, "valid", fit)) == int((data.load_prepared(tiny_data).splits == data.VALID).sum())
+
+
+def test_augmented_test_batches_are_the_plain_ones(tiny_data):
+    loaders = []
+    for augment in (False, dict(max_rotate=30, p_affine=1.0, p_lighting=1.0)):
+        train.seed_everything(0, 1)
+        _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu", augment=augment)
+        loaders.append(history.test_dl)
+        assert not [t for t in history.test_dl.after_batch.fs if "RandTransform" in [c.__name__ for c in type(t).__mro__]]
+    plain, augmented = ([xb.clone() for xb, _ in dl] for dl in loaders)
+    again = [xb.clone() for xb, _ in loaders[1]]
+    assert len(plain) == len(augmented) and all(torch.equal(a, b) and torch.equal(a, c)
+                                                for a, b, c in zip(plain, augmented, again))
+
+
+def test_fastai_lighting_reaches_the_training_loader_by_its_split_idx(tiny_data):
+    """fastai's Brightness and Contrast apply only where the loader's dataset says split_idx 0: training's does."""
+    prepared = data.load_prepared(tiny_data)
+    lighting = dict(do_flip=False, max_rotate=0, max_warp=0, max_zoom=1, p_lighting=1.0)
+    images = {}
+    for name, augment in [("plain", False), ("lighting", lighting)]:
+        train.seed_everything(0, 1)
+        dls = train.make_dataloaders(prepared, 16, "cpu", augment=augment)
+        assert dls.train.dataset.split_idx == 0 and dls.valid.dataset.split_idx == 1
+        images[name] = as_multiset(image for xb, _ in dls.train for image in xb)
+        images[name + " valid"] = [xb.clone() for xb, _ in dls.valid]
+    assert images["lighting"] != images["plain"]
+    assert all(torch.equal(a, b) for a, b in zip(images["lighting valid"], images["plain valid"]))
+    # Named as fastai names them; `true` is aug_transforms' defaults; `size` defaults to the images' own.
+    assert [type(t).__name__ for t in train.augmentations(True, 16)] == ["Flip", "Brightness"]
+    assert train.augmentations(False, 16) == [] and train.augmentations(dict(size=[16, 16]), 16)[0].size == (16, 16)
+    crop = [t for t in train.augmentations(dict(min_scale=0.75), 16) if type(t).__name__ == "RandomResizedCropGPU"]
+    assert crop and crop[0].size == (16, 16)
+
+
+def test_augmented_cells_repeat_bit_for_bit_and_resume_from_the_frozen_fit(tiny_data, tmp_path):
+    augment = dict(max_rotate=20, p_affine=1.0)
+    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=FT, batch_size=16,
+                augment=augment)
+    checkpoint = tmp_path / "frozen.pt"
+    train.frozen_job(dict(cell=cell, checkpoint=checkpoint))
+    straight = train.train_cell(**cell, n=2)
+    again = train.train_cell(**cell, n=2)
+    resumed = train.train_cell(**cell, n=2, frozen_state=checkpoint)
+    assert same_history(again[0], straight[0]) and again[2] == straight[2]
+    assert same_history(resumed[0], straight[0]) and resumed[2] == dict(straight[2], epochs_shared=1)
+    plain = train.train_cell(**dict(cell, augment=False), n=2)
+    assert not same_history(plain[0], straight[0])
+
+
+def test_find_lr_suggests_a_rate_from_the_frozen_learner_and_leaves_no_file(tiny_data, tmp_path, monkeypatch):
+    from epochbench.lrfind import SUGGESTIONS, with_found_rate
+
+    monkeypatch.chdir(tmp_path)  # fastai's lr_find would keep its weights under learn.path, the working folder
+    learners = []
+    real_make_learner = train.make_learner
+    monkeypatch.setattr(train, "make_learner", lambda *a, **k: learners.append(real_make_learner(*a, **k)) or learners[-1])
+    weights = tmp_path / "body.pt"
+    train.pretrain_body(tiny_data, "test_resnet", weights, epochs=1, lr=1e-3, batch_size=16)
+    settings = dict(data_dir=tiny_data, arch="test_resnet", seed=0, pretrained=str(weights), batch_size=16,
+                    device="cpu")
+    result, curve = train.find_lr(**settings, suggestion="valley")
+    learn = learners[-1]
+    # The body the cells start from, frozen as for fine_tune's first fit, and put back after the mock training.
+    assert learn.opt.frozen_idx == len(learn.opt.param_lists) - 1
+    saved = torch.load(weights, weights_only=True)
+    assert all(torch.equal(v, saved[k]) for k, v in learn.model[0].state_dict().items() if "num_batches" not in k
+               and "running" not in k)
+    assert result["suggestion"] == "valley" and set(result["suggestions"]) == set(SUGGESTIONS)
+    assert result["lr"] == result["suggestions"]["valley"] and 1e-7 < result["lr"] < 10
+    assert result["train_images"] == 48 and result["seed"] == 0
+    assert list(curve.columns) == ["lr", "loss"] and len(curve) == result["iterations"] <= 100
+    assert curve["lr"].iloc[0] == pytest.approx(1e-7) and curve["lr"].is_monotonic_increasing
+    again, again_curve = train.find_lr(**settings, suggestion="valley")
+    assert again == result and again_curve.equals(curve)
+    # The job writes both files; the cells read the rate back from the result.
+    files = dict(result=tmp_path / "out" / "test_resnet.json", curve=tmp_path / "out" / "test_resnet.csv")
+    train.lr_find_job(dict(settings=dict(settings, suggestion="steep"), **files))
+    steep = json.loads(files["result"].read_text())
+    assert steep["suggestion"] == "steep" and steep["lr"] == result["suggestions"]["steep"]
+    assert pd.read_csv(files["curve"])["lr"].to_numpy() == pytest.approx(curve["lr"].to_numpy(), rel=1e-7)
+    assert with_found_rate(dict(FT, base_lr="steep"), files["result"]) == dict(FT, base_lr=steep["lr"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["body.pt", "out"]  # no models/ folder left behind
+    with pytest.raises(ValueError, match="suggestion 'valey'"):
+        train.find_lr(**settings, suggestion="valey")
+
+
+def test_a_cell_without_its_lr_find_result_stops_but_from_scratch_needs_none(tiny_data):
+    args = dict(FT, base_lr="valley")
+    with pytest.raises(ValueError, match="lr_find result"):
+        train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=args, batch_size=16)
+    rows, _, _ = train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=args,
+                                  batch_size=16, strategy="from_scratch", from_scratch_lr=5e-3)
+    assert max(r["lr"] for r in rows) <= 5e-3

@@ -92,6 +92,9 @@ rule plot_figures:
         within_run=f"{TABLES}/within_run.csv",
         strategies=f"{TABLES}/strategies.csv",
         cost=f"{TABLES}/cost.csv",
+        # Where fine_tune.base_lr names an lr_find suggestion (else empty): the lr_find figure.
+        lr_find_results=lr_find_files("json"),
+        lr_find_curves=lr_find_files("csv"),
     output:
         **{
             f"{name}_{fmt}": (

@@ -56,6 +56,13 @@ FIGURE_FORMATS = ["svg", "png", "pdf"]
 DATA_FILES = ["images.npy", "labels.npy", "splits.npy", "meta.json"]
 CELL = "{strategy}/{arch}/n{n}/seed{seed}"
 DATA_TASKS = ["target", "source"] if config["pretrained"] == "source" else ["target"]
+# fine_tune.base_lr may name a fastai lr_find suggestion (valley, ...) rather than give a rate:
+# then rule lr_find finds each architecture's rate, once, on the training split of replicate
+# LR_FIND_SEED (the lowest seed), and its fine_tune and head_only jobs read it from that file.
+LR_FIND = isinstance(config["fine_tune"]["base_lr"], str)
+LR_FIND_SEED = min(SEEDS)
+if LR_FIND:
+    FIGURES.append("lr_find")
 
 
 wildcard_constraints:
@@ -99,7 +106,27 @@ LEARNER_PARAMS = dict(
     channels_last=config["channels_last"],
     num_workers=config["num_workers"],
     dataset=config["dataset"],
+    # Only when on: an experiment without augmentation keeps the params its finished jobs ran with.
+    **({"augment": config["augment"]} if config["augment"] is not False else {}),
 )
+# lr_find builds its learner as the training jobs do, and needs none of fine_tune's other settings.
+LR_FIND_PARAMS = dict(
+    {k: v for k, v in LEARNER_PARAMS.items() if k != "fine_tune"},
+    suggestion=config["fine_tune"]["base_lr"],
+    seed=LR_FIND_SEED,
+)
+
+
+def lr_find_result(wildcards):
+    """The rate lr_find found for this architecture, where base_lr names a suggestion; from_scratch has its own rate."""
+    if not LR_FIND or wildcards.get("strategy") == "from_scratch":
+        return []
+    return f"{RESULTS}/lr_find/{wildcards.arch}.json"
+
+
+def lr_find_files(kind):
+    """Every architecture's lr_find result (json) or curve (csv), where base_lr names a suggestion."""
+    return expand(f"{RESULTS}/lr_find/{{arch}}.{kind}", arch=ARCHITECTURES) if LR_FIND else []
 
 
 def frozen_checkpoint(wildcards):
@@ -114,6 +141,8 @@ def benchmark_files():
     files = expand(f"{BENCH}/prepare_data/{{task}}.tsv", task=DATA_TASKS)
     if config["pretrained"] == "source":
         files += expand(f"{BENCH}/pretrain/{{arch}}.tsv", arch=ARCHITECTURES)
+    if LR_FIND:
+        files += expand(f"{BENCH}/lr_find/{{arch}}.tsv", arch=ARCHITECTURES)
     if {"fine_tune", "head_only"} & set(STRATEGIES):
         files += expand(
             f"{BENCH}/frozen_fit/{{arch}}/seed{{seed}}.tsv",

@@ -13,6 +13,8 @@ rule render_report:
         figures=expand(f"{REPORTS}/figures/{{name}}.png", name=FIGURES),
         template=f"{workflow.basedir}/reports/templates/report.html.j2",
         benchmarks=benchmark_files(),
+        lr_find_results=lr_find_files("json"),
+        lr_find_curves=lr_find_files("csv"),
     output:
         html=REPORT_HTML,
     log:

@@ -3,6 +3,7 @@ rule frozen_fit:
     input:
         data=multiext(f"{RESULTS}/data/target/", *DATA_FILES),
         weights=body_weights,
+        lr_find=lr_find_result,
     output:
         checkpoint=f"{RESULTS}/frozen/{{arch}}/seed{{seed}}.pt",
     log:
@@ -28,6 +29,7 @@ rule train:
         data=multiext(f"{RESULTS}/data/target/", *DATA_FILES),
         weights=body_weights,
         frozen=frozen_checkpoint,
+        lr_find=lr_find_result,
     output:
         history=f"{RESULTS}/cells/{CELL}/history.csv",
         epoch_seconds=f"{RESULTS}/cells/{CELL}/epoch_seconds.csv",
