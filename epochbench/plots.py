@@ -178,16 +178,6 @@ def plot_strategy_comparison(summary, out_stem) -> list:
     return save_figure(fig, out_stem)
 
 
-# fine_tune.base_lr by lr_find (epochbench.lrfind): a figure of its own, only where the config names a suggestion.
-CAPTIONS["lr_find"] = (
-    "fastai's learning-rate finder (lr_find), per architecture: smoothed training loss against the learning rate "
-    "(log scale) over one mock training run of exponentially rising rates, body frozen as in fine_tune's first fit, "
-    "on one replicate's training split; the last five batches are left out, as fastai's own plot does. The red "
-    "mark is the rate of the suggestion fine_tune.base_lr names, which every fine_tune and head_only cell of the "
-    "architecture uses as base_lr (the unfrozen fit at half of it)."
-)
-
-
 def plot_lr_find(results, curves, out_stem, skip_end: int = 5) -> list:
     """The LR-finder curve per architecture (`lrfind.read_results`), with the chosen suggestion's rate marked."""
     _style()

@@ -58,6 +58,14 @@ FIGURE_CAPTIONS = {
         "fit_one_cycle over the same freeze_epochs + n epochs), on the same replicates: mean over replicates and "
         "95% t-interval."
     ),
+    # fine_tune.base_lr by lr_find (epochbench.lrfind): only where the config names a suggestion.
+    "lr_find": (
+        "fastai's learning-rate finder (lr_find), per architecture: smoothed training loss against the learning rate "
+        "(log scale) over one mock training run of exponentially rising rates, body frozen as in fine_tune's first fit, "
+        "on one replicate's training split; the last five batches are left out, as fastai's own plot does. The red "
+        "mark is the rate of the suggestion fine_tune.base_lr names, which every fine_tune and head_only cell of the "
+        "architecture uses as base_lr (the unfrozen fit at half of it)."
+    ),
 }
 
 

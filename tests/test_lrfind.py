@@ -94,7 +94,7 @@ def test_lr_find_figure_marks_the_chosen_rate(tmp_path):
     svg = ET.parse(paths[0]).getroot()
     ids = {element.get("id") for element in svg.iter()}
     assert {"lr-find-chosen-netA", "lr-find-chosen-netB", "lr-find-curve-netA"} <= ids
-    assert "lr_find" in plots.CAPTIONS
+    assert "lr_find" in report.FIGURE_CAPTIONS  # the report captions it
     again = plots.plot_lr_find(results, curves, tmp_path / "again" / "lr_find")
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(paths, again) if a.suffix != ".png")
     assert pd.read_csv(tmp_path / "netA.csv").shape == (40, 2)
