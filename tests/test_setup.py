@@ -22,7 +22,10 @@ def project(tmp_path):
 
 def make(project, *args, **env_overrides):
     """`make ARGS` in `project` with no environment active (as under `make test`, which activates .venv)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "MAKEFLAGS", "MFLAGS")}
+    # MAKELEVEL too: under `make test` it is set, and a make that thinks it is a sub-make prints
+    # "Entering directory" around its plan.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env.update(env_overrides)
     result = subprocess.run(["make", *args], cwd=project, env=env, capture_output=True, text=True)
     return result
