@@ -482,8 +482,17 @@ def save_frozen_state(learn, history: EpochHistory, path) -> None:
         loader_random=[dl.rng.getstate() for dl in learn.dls.loaders],
         history=dict(rows=history.rows, seconds=history.seconds, fits=history.fits),
     )
-    buffer = io.BytesIO()  # see pretrain_body: the temporary file's name must not end up in the bytes
-    torch.save(state, buffer)
+    save_torch(state, path)
+
+
+def save_torch(obj, path) -> None:
+    """`torch.save` to `path`, atomically, with the same bytes for the same object.
+
+    Saved through a buffer: torch.save names the archive after the file it writes,
+    and the temporary file's random name would make identical objects differ in bytes.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(Path(path)) as tmp:
         tmp.write_bytes(buffer.getvalue())
 
@@ -591,12 +600,7 @@ def pretrain_body(
                                        score_test=False, dataset=dataset, jobs_per_gpu=jobs_per_gpu)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
-    # Saved through a buffer: torch.save names the archive after the file it writes,
-    # and the temporary file's random name would make identical weights differ in bytes.
-    buffer = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in learn.model[0].state_dict().items()}, buffer)
-    with atomic_path(Path(out_path)) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    save_torch({k: v.cpu() for k, v in learn.model[0].state_dict().items()}, out_path)
     return dict(architecture=arch, epochs=epochs, source_valid_accuracy=history.rows[-1]["valid_accuracy"])
 
 
