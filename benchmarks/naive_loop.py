@@ -2,7 +2,8 @@
 
 Same data (the pipeline's prepared arrays), same body weights, same settings,
 torch's default thread count (all cores). Prints one JSON object: the wall
-time measured from this process's start and every cell's final metrics.
+time measured from this process's start, the seconds spent in epochs, and
+every cell's final metrics.
 """
 
 import json
@@ -28,20 +29,22 @@ def main(workdir, config_path, threads=None, max_cells=None):
 
     validate(config, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"))
     results = f"{workdir}/results/{config['experiment']}"
-    cells = []
+    cells, epoch_seconds = [], 0.0
     for arch in config["architectures"]:
         for n in range(1, config["max_epochs"] + 1):
             for seed in config["seeds"]:
                 if max_cells and len(cells) >= int(max_cells):
                     break
-                _, _, final = train_cell(
+                _, seconds, final = train_cell(
                     f"{results}/data/target", arch, n, seed, pretrained=f"{results}/pretrained/{arch}.pt",
                     fine_tune_args=config.get("fine_tune", {}), batch_size=config.get("batch_size", 64),
                     threads=threads, device="cpu", dataset=config["dataset"],
                     test_every_epoch=n == config["max_epochs"],
                 )
                 cells.append(final)
-    print(json.dumps(dict(wall_seconds=time.time() - START, threads=threads, cells=cells)))
+                epoch_seconds += sum(seconds)
+    print(json.dumps(dict(wall_seconds=time.time() - START, threads=threads, epoch_seconds=epoch_seconds,
+                          cells=cells)))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from .data import TEST, TRAIN, VALID, PreparedData, load_prepared
 from .devices import pick_device
 from .io import atomic_path
 from .lrfind import check_rate
+from .optim import FusedAdam
 
 log = logging.getLogger("epochbench")
 
@@ -66,6 +67,10 @@ STRATEGIES = ("fine_tune", "head_only", "from_scratch")
 FINE_TUNE_DEFAULTS = {
     name: p.default for name, p in inspect.signature(Learner.fine_tune).parameters.items() if p.default is not p.empty
 }
+
+
+# fastai's default Adam, stepped by PyTorch's fused AdamW kernel (epochbench/optim.py): same algorithm, faster.
+OPT_FUNC = FusedAdam
 
 
 class WeightsError(ValueError):
@@ -178,6 +183,7 @@ def make_learner(arch: str, dls, n_classes: int, pretrained: str, cbs=(), normal
         pretrained=pretrained == "imagenet",
         loss_func=CrossEntropyLossFlat(),
         metrics=accuracy,
+        opt_func=OPT_FUNC,
         cbs=list(cbs),
     )
     if pretrained not in ("imagenet", "none"):
