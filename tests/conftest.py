@@ -67,6 +67,18 @@ def sweep_only_config(folder) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A prepared three-class digits dataset of 48 training images at 16 px, for training a cell in seconds."""
+    from epochbench import data
+
+    folder = tmp_path_factory.mktemp("tiny")
+    spec = dict(name="digits", classes=["0", "1", "2"], train_size=48, label_noise=0.0,
+                valid_fraction=0.15, test_fraction=0.15, split_seed=0)
+    data.prepare_dataset(spec, 16, folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """(workdir, dry-run output) of a complete run of config/ci.yaml."""

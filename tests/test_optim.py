@@ -5,7 +5,7 @@ import torch
 from fastai.optimizer import Adam
 from torch import nn
 
-from epochbench import data, train
+from epochbench import train
 from epochbench.optim import FusedAdam
 
 
@@ -56,15 +56,6 @@ def test_the_comparison_sees_weight_decay_on_biases():
     """The test above can fail: decaying the weights fastai leaves alone is far outside its tolerance."""
     (fused, _), (fastai, _) = steps_of(FusedAdam, no_decay=False), steps_of(Adam)
     assert not torch.allclose(fused[4].bias, fastai[4].bias, rtol=1e-5, atol=1e-7)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    spec = dict(name="digits", classes=["0", "1", "2"], train_size=48, label_noise=0.0,
-                valid_fraction=0.15, test_fraction=0.15, split_seed=0)
-    data.prepare_dataset(spec, 16, folder)
-    return folder
 
 
 def test_learners_use_it_with_fastais_flags(tiny_data):

@@ -20,15 +20,6 @@ from epochbench import data, train
 FT = dict(base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0)
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    spec = dict(name="digits", classes=["0", "1", "2"], train_size=48, label_noise=0.0,
-                valid_fraction=0.15, test_fraction=0.15, split_seed=0)
-    data.prepare_dataset(spec, 16, folder)
-    return folder
-
-
 def test_history_covers_frozen_and_unfrozen_epochs(tiny_data):
     rows, seconds, final = train.train_cell(tiny_data, "test_resnet", 3, seed=0, pretrained="none",
                                             fine_tune_args=dict(FT, freeze_epochs=2), batch_size=16)
