@@ -62,8 +62,8 @@ class FusedAdam(Optimizer):
         for (_, do_wd), (hyper, params) in buckets.items():
             states = [self.state[p] for p in params]
             for p, state in zip(params, states):
-                state.setdefault("grad_avg", torch.zeros_like(p))
-                state.setdefault("sqr_avg", torch.zeros_like(p))
+                if "grad_avg" not in state:  # the first step (fastai's average_grad makes them there too)
+                    state["grad_avg"], state["sqr_avg"] = torch.zeros_like(p), torch.zeros_like(p)
             # The kernel adds 1 to each step count before using it, as fastai's step_stat does.
             steps = [torch.tensor(float(s.get("step", 0)), device=p.device) for s, p in zip(states, params)]
             adamw(params, [p.grad for p in params], [s["grad_avg"] for s in states], [s["sqr_avg"] for s in states],
