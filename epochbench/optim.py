@@ -2,11 +2,11 @@
 
 fastai's default optimizer (`fastai.optimizer.Adam`, decoupled weight decay)
 runs five Python callbacks per weight tensor, and each reads or writes the
-weights' size several times over. On the CPU that step is memory-bound and
-took as long as the backward pass (resnet18 at 16 px, one thread: 150 ms of a
-340 ms batch). PyTorch's fused AdamW does the same update reading each tensor
-once: a training epoch there took 0.62 of the time (`benchmarks/run.py`,
-throughput row, before and after).
+weights' size several times over. On the CPU that step is memory-bound, and
+with small images it took about as long as the backward pass. PyTorch's fused
+AdamW does the same update reading each tensor once: the learner trains 1.53×
+the images per second it trains with fastai's Adam (`benchmarks/run.py`,
+`benchmarks/results/throughput.csv`).
 
 `FusedAdam` keeps fastai's `Optimizer` for everything but `step` and `zero_grad`: its
 hyper-parameters and their schedules (fit_one_cycle moves lr and mom), its
@@ -20,9 +20,10 @@ as before), freezing, `wd_bn_bias` (no weight decay where fastai sets
     v  <- sqr_mom*v + (1-sqr_mom)*g^2                       average_sqr_grad
     w  <- w - lr/(1-mom^t) * m / (sqrt(v/(1-sqr_mom^t)) + eps)   adam_step
 
-PyTorch computes sqrt(v)/sqrt(1-sqr_mom^t) for the middle term, so results
-agree with fastai's Adam to float rounding, not bit for bit
-(tests/test_optim.py); like another thread count, that changes no conclusion.
+PyTorch computes the denominator as sqrt(v)/sqrt(1-sqr_mom^t) + eps, so results
+agree with fastai's Adam to float rounding, not bit for bit (tests/test_optim.py).
+Like another thread count, that moves a run's numbers within their uncertainty
+(README, "The default experiment": the same verdict with either optimizer).
 """
 
 import torch
@@ -41,8 +42,7 @@ class FusedAdam(Optimizer):
         """Drop the gradients, as PyTorch's `zero_grad(set_to_none=True)` does, rather than write zeros into them.
 
         fastai's zeroes them, and the next backward pass then adds into the
-        zeros: two passes over the weights' size per batch for nothing (a tenth
-        of the epoch, `benchmarks/throughput.py`, once the step itself is fused).
+        zeros: two passes over the weights' size per batch for nothing.
         Every weight that trains gets a fresh gradient from each backward pass;
         `step` skips those without one, as it skips frozen ones. (So a weight
         frozen after it has trained is left alone rather than stepped with a
