@@ -99,3 +99,12 @@ def test_gradients_are_dropped_after_each_step_and_frozen_weights_stay_put(tiny_
     trainable = sum(p.requires_grad for p in learn.model.parameters())
     assert seen and set(seen) == {trainable}  # each backward pass gave exactly the trainable weights a gradient
     assert body and all(torch.equal(p, body[name]) for name, p in learn.model[0].named_parameters() if name in body)
+
+
+def test_the_workflows_optimizer_param_names_the_one_learners_use():
+    """The `optimizer` param reruns cells made with another optimizer; it must change when OPT_FUNC does."""
+    import re
+    from pathlib import Path
+
+    common = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    assert re.search(r'^OPTIMIZER = "(\w+)"$', common, re.M).group(1) == train.OPT_FUNC.__name__

@@ -95,8 +95,13 @@ def body_weights(wildcards):
     return config["pretrained"]
 
 
+# The optimizer every learner trains with (epochbench.train.OPT_FUNC). A param, so that cells
+# finished with another (fastai's own Adam, before FusedAdam) are retrained, not mixed with new ones.
+OPTIMIZER = "FusedAdam"
+
 # The settings a training job's learner is built with: a change to any reruns its jobs.
 LEARNER_PARAMS = dict(
+    optimizer=OPTIMIZER,
     pretrained=config["pretrained"],
     fine_tune=config["fine_tune"],
     batch_size=config["batch_size"],
@@ -126,7 +131,11 @@ def lr_find_result(wildcards):
 
 def lr_find_files(kind):
     """Every architecture's lr_find result (json) or curve (csv), where base_lr names a suggestion."""
-    return expand(f"{RESULTS}/lr_find/{{arch}}.{kind}", arch=ARCHITECTURES) if LR_FIND else []
+    return (
+        expand(f"{RESULTS}/lr_find/{{arch}}.{kind}", arch=ARCHITECTURES)
+        if LR_FIND
+        else []
+    )
 
 
 def frozen_checkpoint(wildcards):

@@ -49,5 +49,6 @@ rule pretrain:
         device=config["device"],
         deterministic=config["deterministic"],
         dataset=lambda w: config["source"]["dataset"],
+        optimizer=OPTIMIZER,
     script:
         "../../scripts/pretrain.py"
