@@ -66,10 +66,11 @@ def bench_loop() -> dict:
     loop_seconds = time.perf_counter() - start
     drift = pipeline_metrics(results).merge(looped, on=CELL_KEYS, suffixes=("", "_loop"))
     # The loop trains every epoch of every cell; the pipeline runs each (architecture, seed)'s frozen fit once.
-    computed, naive = epochs_computed(pd.read_csv(results / "tables" / "finals.csv"))
+    finals = pd.read_csv(results / "tables" / "finals.csv")
+    computed, naive = epochs_computed(finals)
     # What the ratio can reach here at best: the pipeline's jobs' epochs alone, spread over every core
     # with no start-up, no waiting and no report (the one-thread jobs' seconds as measured side by side).
-    epoch_core_seconds = pipeline_epoch_seconds(results)
+    epoch_core_seconds = pipeline_epoch_seconds(finals)
     bound = epoch_core_seconds / os.cpu_count()
     return dict(cells=len(drift), pipeline_seconds=pipeline_seconds, loop_seconds=loop_seconds,
                 pipeline_epochs=computed, loop_epochs=naive, epochs_ratio=computed / naive,
@@ -82,16 +83,15 @@ def bench_loop() -> dict:
                 mean_abs_test_accuracy_difference=float((drift["test_accuracy"] - drift["test_accuracy_loop"]).abs().mean()))
 
 
-def pipeline_epoch_seconds(results) -> float:
-    """Seconds the pipeline's jobs spent in epochs: every cell's own, and each shared frozen fit's once."""
-    own, shared = 0.0, {}
-    for path in (results / "cells").rglob("epoch_seconds.csv"):
-        epochs = pd.read_csv(path)
-        own += epochs.loc[~epochs["shared"], "seconds"].sum()
-        _, arch, _, seed = path.parent.relative_to(results / "cells").parts
-        if epochs["shared"].any():
-            shared[arch, seed] = epochs.loc[epochs["shared"], "seconds"].sum()  # the same in every cell of it
-    return float(own + sum(shared.values()))
+def pipeline_epoch_seconds(finals: pd.DataFrame) -> float:
+    """Seconds the pipeline's jobs spent in epochs: every cell's own, and each shared frozen fit's once.
+
+    Counted as `epochs_computed` counts epochs: a cell's shared seconds (its frozen fit's, the same
+    in every cell of that architecture and seed) are its train_seconds less its job_epoch_seconds.
+    """
+    shared = finals["train_seconds"] - finals["job_epoch_seconds"]
+    frozen_fits = shared.groupby([finals["architecture"], finals["seed"]]).max().sum()
+    return float(finals["job_epoch_seconds"].sum() + frozen_fits)
 
 
 CELL_KEYS = ["architecture", "n", "seed"]
