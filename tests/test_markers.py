@@ -32,7 +32,7 @@ def test_pipeline_cluster_and_browser_tests_are_left_out_of_the_quick_tier():
         assert slow not in fast
     # What stays: tests of pieces, among them the cluster script's own checks.
     assert "tests/test_config.py::test_schema_errors_name_the_key_on_one_line" in fast
-    assert "tests/test_slurm.py::test_cluster_script_refuses_a_slurm_conf_it_did_not_write" in fast
+    assert "tests/test_slurm.py::test_cluster_script_leaves_a_slurm_host_alone_and_writes_nothing" in fast
 
 
 def test_slurm_and_browser_select_their_modules():

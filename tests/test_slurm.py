@@ -5,8 +5,11 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -34,19 +37,38 @@ def as_root() -> list:
     return None
 
 
+def cluster_script(*args, env=None, root=(), timeout=120):
+    return subprocess.run([*root, "bash", str(CLUSTER), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def cluster():
+    """The SLURM_CONF of a one-node cluster started for these tests, stopped after them whatever happened."""
+    # As the test's own user and in its environment (sudo would drop SLURM_CONF): a host that runs or is
+    # configured for SLURM is left alone, before anything is installed or written.
+    check = cluster_script("check")
+    if check.returncode == 4:
+        pytest.skip(check.stderr.strip())
+    assert check.returncode == 0, check.stderr
     root = as_root()
     if root is None:
         pytest.skip("starting a SLURM cluster needs root or passwordless sudo")
     if shutil.which("sbatch") is None:
-        install = subprocess.run([*root, "bash", str(CLUSTER), "install"], capture_output=True, text=True)
+        install = cluster_script("install", root=root, timeout=900)
         if install.returncode != 0 or shutil.which("sbatch") is None:
             pytest.skip(f"SLURM cannot be installed here: {install.stderr.strip()[-300:]}")
-    start = subprocess.run([*root, "bash", str(CLUSTER), "start"], capture_output=True, text=True)
-    assert start.returncode == 0, start.stdout + start.stderr
-    yield
-    subprocess.run([*root, "bash", str(CLUSTER), "stop"], capture_output=True, text=True)
+    start = cluster_script("start", root=root)
+    state = re.search(r"^state: (.+)$", start.stdout, re.MULTILINE)
+    try:
+        if start.returncode == 4:  # SLURM appeared since the check: still not ours to touch
+            pytest.skip(start.stderr.strip())
+        assert start.returncode == 0, start.stdout + start.stderr
+        yield re.search(r"^conf: (.+)$", start.stdout, re.MULTILINE).group(1)
+    finally:
+        if state:  # start stops what it started when it fails; this covers a failure after it
+            stop = cluster_script("stop", state.group(1), root=root)
+            assert stop.returncode == 0, stop.stderr
 
 
 def slurm_command(workdir, *extra):
@@ -58,9 +80,208 @@ def slurm_command(workdir, *extra):
     ]
 
 
+# --- cluster.sh itself: quick, no SLURM needed (stand-ins play the daemons) --------------------------------------
+
+MARKER = "# Written by epochbench tests/slurm/cluster.sh: a one-node test cluster."
+# Stand-ins for the daemons and tools `start` runs: each daemon notes its pid and runs until SIGTERM,
+# or exits at once when FAKE_CRASH names it; sinfo reports the node FAKE_NODE (idle by default).
+FAKE_DAEMON = """#!/bin/bash
+echo $$ >> "$FAKE_PIDS"
+[ "${FAKE_CRASH:-}" = "$(basename "$0")" ] && exit 1
+trap 'exit 0' TERM
+while :; do sleep 0.1; done
+"""
+FAKE_TOOLS = {"munged": FAKE_DAEMON, "slurmctld": FAKE_DAEMON, "slurmd": FAKE_DAEMON,
+              "mungekey": "#!/bin/sh\n", "scontrol": "#!/bin/sh\n", "sinfo": "#!/bin/sh\necho idle\n"}
+
+
+def script_env(tmp_path, **extra) -> dict:
+    """cluster.sh's environment here: its temp folder (where `start` makes its own) in tmp_path, no SLURM_CONF."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if key != "SLURM_CONF"}
+    return dict(env, TMPDIR=str(scratch), **extra)
+
+
+def clean_host_or_skip(tmp_path):
+    check = cluster_script("check", env=script_env(tmp_path))
+    if check.returncode != 0:  # these tests stage a SLURM host themselves: on a real one, the reason would differ
+        pytest.skip(check.stderr.strip())
+
+
+def stand_in(tmp_path, name) -> subprocess.Popen:
+    """A process named like a daemon (a copy of sleep) that no cluster.sh started."""
+    shutil.copy(shutil.which("sleep"), tmp_path / name)
+    return subprocess.Popen([str(tmp_path / name), "300"])
+
+
+def end(*processes):
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def start_time(pid) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+def state_folder(tmp_path) -> Path:
+    """A state folder as `start` leaves it (mode 0711, ours, its config), without the cluster."""
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o711)
+    (state / "slurm.conf").write_text(MARKER + "\n")
+    return state
+
+
+def alive(pid) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("sign", ["slurmd", "slurmctld", "slurmdbd", "config", "SLURM_CONF"])
+def test_cluster_script_leaves_a_slurm_host_alone_and_writes_nothing(tmp_path, sign):
+    clean_host_or_skip(tmp_path)
+    env, daemon = script_env(tmp_path), None
+    if sign == "config":  # as /etc/slurm-llnl/slurm.conf or a configless node's cache would be
+        conf = tmp_path / "slurm-llnl" / "slurm.conf"
+        conf.parent.mkdir()
+        conf.write_text("ClusterName=production\n")
+        env["EPOCHBENCH_SLURM_EXTRA_CONFS"] = str(conf)
+        why = f"has a SLURM configuration ({conf})"
+    elif sign == "SLURM_CONF":
+        env["SLURM_CONF"] = "/etc/slurm/production.conf"
+        why = "has SLURM_CONF set (/etc/slurm/production.conf)"
+    else:
+        daemon = stand_in(tmp_path, sign)
+        why = f"runs {sign} (pid {daemon.pid})"
+    try:
+        for command in ("check", "start"):
+            result = cluster_script(command, env=env)
+            if command == "start" and result.returncode == 0:  # it started after all: stop it
+                cluster_script("stop", re.search(r"^state: (.+)$", result.stdout, re.MULTILINE).group(1))
+            assert (result.returncode, result.stdout, result.stderr) == (
+                4, "", f"cluster.sh: this host {why}; not starting a test cluster beside it\n")
+        assert not list((tmp_path / "tmp").iterdir()), "start wrote a state folder"
+        assert daemon is None or daemon.poll() is None
+    finally:
+        end(*filter(None, [daemon]))
+
+
+def fake_cluster(tmp_path, **extra) -> dict:
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    for name, text in FAKE_TOOLS.items():
+        (fakes / name).write_text(text)
+        (fakes / name).chmod(0o755)
+    return script_env(tmp_path, PATH=f"{fakes}{os.pathsep}{os.environ['PATH']}", FAKE_PIDS=str(tmp_path / "pids"),
+                      **extra)
+
+
+def fake_pids(tmp_path) -> list:
+    return [int(pid) for pid in (tmp_path / "pids").read_text().split()] if (tmp_path / "pids").exists() else []
+
+
+def test_cluster_script_starts_in_a_fresh_private_folder_and_stop_removes_it(tmp_path):
+    clean_host_or_skip(tmp_path)
+    env = fake_cluster(tmp_path)
+    start = cluster_script("start", env=env)
+    pids = fake_pids(tmp_path)
+    try:
+        assert start.returncode == 0, start.stderr
+        state = Path(re.search(r"^state: (.+)$", start.stdout, re.MULTILINE).group(1))
+        assert state.parent == tmp_path / "tmp" and state.name.startswith("epochbench-slurm.")  # mktemp -d's
+        folder = os.lstat(state)
+        assert stat.S_ISDIR(folder.st_mode) and folder.st_uid == os.getuid() and stat.S_IMODE(folder.st_mode) == 0o711
+        assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in state.iterdir() if path.is_dir()} == {
+            "spool": 0o755, "run": 0o755, "state": 0o700, "log": 0o700, "munge": 0o700}
+        conf = (state / "slurm.conf").read_text()
+        assert conf.startswith(MARKER + "\n") and f"AuthInfo=socket={state}/run/munge.socket" in conf
+        assert start.stdout.splitlines()[-1] == f"conf: {state}/slurm.conf"
+        assert len(pids) == 3 and all(alive(pid) for pid in pids)
+        stop = cluster_script("stop", str(state), env=env)
+        assert stop.returncode == 0, stop.stderr
+        assert not any(alive(pid) for pid in pids)
+        assert not state.exists()
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_failing_start_stops_what_it_started_and_removes_its_folder(tmp_path):
+    clean_host_or_skip(tmp_path)
+    start = cluster_script("start", env=fake_cluster(tmp_path, FAKE_CRASH="slurmd", FAKE_NODE="down"))
+    pids = fake_pids(tmp_path)
+    try:
+        assert start.returncode == 1
+        assert "cluster.sh: slurmd exited" in start.stderr
+        assert len(pids) == 3, "munged, slurmctld and the crashing slurmd were not all started"
+        assert not any(alive(pid) for pid in pids), "start left a daemon running"
+        assert not list((tmp_path / "tmp").iterdir()), "start left its state folder"
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_cluster_script_stops_only_the_processes_it_started(tmp_path):
+    """A name and a pid are not enough: the process must also have started when the record says (pids are reused)."""
+    state = state_folder(tmp_path)
+    ours, reused, unrecorded = stand_in(tmp_path, "slurmctld"), stand_in(tmp_path, "slurmd"), stand_in(tmp_path, "munged")
+    try:
+        (state / "slurmctld.started").write_text(f"{ours.pid} {start_time(ours.pid)}\n")
+        (state / "slurmd.started").write_text(f"{reused.pid} {int(start_time(reused.pid)) - 1}\n")
+        (state / "munged.started").write_text(f"{unrecorded.pid}\n")
+        result = cluster_script("stop", str(state), env=script_env(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert ours.wait(timeout=10) == -signal.SIGTERM
+        assert reused.poll() is None, "stop killed a slurmd whose start time was not the recorded one"
+        assert unrecorded.poll() is None, "stop killed a munged with no start time recorded"
+        assert not state.exists()
+    finally:
+        end(ours, reused, unrecorded)
+
+
+@pytest.mark.parametrize("flaw", ["symlink", "writable by others", "another owner", "not its config"])
+def test_cluster_script_stop_touches_no_folder_start_did_not_make(tmp_path, flaw):
+    """What another user could have prepared, or a mistyped path: nothing in it is stopped or removed."""
+    if flaw == "another owner" and os.geteuid() != 0:
+        pytest.skip("needs root to give the folder to another user")
+    state = state_folder(tmp_path)
+    daemon = stand_in(tmp_path, "slurmctld")
+    (state / "slurmctld.started").write_text(f"{daemon.pid} {start_time(daemon.pid)}\n")
+    named = state
+    if flaw == "symlink":
+        named = tmp_path / "link"
+        named.symlink_to(state)
+    elif flaw == "writable by others":
+        state.chmod(0o777)
+    elif flaw == "another owner":
+        os.chown(state, 65534, 65534)
+    else:
+        (state / "slurm.conf").write_text("ClusterName=production\n")
+    try:
+        result = cluster_script("stop", str(named), env=script_env(tmp_path))
+        assert result.returncode == 3
+        assert len(result.stderr.splitlines()) == 1 and f"cluster.sh: {named} " in result.stderr
+        assert daemon.poll() is None and (state / "slurmctld.started").exists()
+    finally:
+        end(daemon)
+
+
+def on_cluster(conf) -> dict:
+    """The environment of a command meant for the test cluster: its config, never the caller's SLURM_CONF."""
+    return dict(os.environ, SLURM_CONF=conf)
+
+
 def test_ci_sweep_through_sbatch_matches_a_local_run(cluster, finished_run, tmp_path):
     start = time.monotonic()
-    result = subprocess.run(slurm_command(tmp_path), capture_output=True, text=True, timeout=1500)
+    result = subprocess.run(slurm_command(tmp_path), env=on_cluster(cluster), capture_output=True, text=True,
+                            timeout=1500)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     job_ids = re.findall(r"submitted with SLURM jobid (\d+)", output)
@@ -88,25 +309,33 @@ def test_ci_sweep_through_sbatch_matches_a_local_run(cluster, finished_run, tmp_
 
 
 def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_path):
-    run = subprocess.Popen(slurm_command(tmp_path, "--retries", "0"), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(slurm_command(tmp_path, "--retries", "0"), env=on_cluster(cluster),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []  # snakemake's output so far: which jobs are this run's
+    reader = threading.Thread(target=lambda: lines.extend(run.stdout), daemon=True)
+    reader.start()
     killed = None
     deadline = time.monotonic() + 600
     while killed is None and time.monotonic() < deadline and run.poll() is None:
-        running = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True)
+        ours = set(re.findall(r"submitted with SLURM jobid (\d+)", "".join(lines)))
+        running = subprocess.run(["squeue", "--me", "-h", "-t", "RUNNING", "-o", "%i %k"], env=on_cluster(cluster),
+                                 capture_output=True, text=True)
         for line in running.stdout.splitlines():
             job_id, comment = line.split(" ", 1)
-            if "train" in comment:  # train or pretrain
-                subprocess.run(["scancel", job_id], check=True)  # what SLURM does to a job past its time limit
+            if job_id in ours and "train" in comment:  # train or pretrain
+                # What SLURM does to a job past its time limit; this run's job, by its id, and no other.
+                subprocess.run(["scancel", job_id], env=on_cluster(cluster), check=True)
                 killed = job_id
                 break
         time.sleep(1)
-    output, _ = run.communicate(timeout=900)
+    run.wait(timeout=900)
+    reader.join(timeout=60)
+    output = "".join(lines)
     assert killed, "no training job was seen running"
     assert run.returncode != 0
     assert killed in output and re.search(r"Error in rule (pretrain|train)", output), output[-4000:]
 
-    rerun = subprocess.run(slurm_command(tmp_path), capture_output=True, text=True)
+    rerun = subprocess.run(slurm_command(tmp_path), env=on_cluster(cluster), capture_output=True, text=True)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
     assert (tmp_path / "reports" / "ci" / "index.html").is_file()
 
@@ -161,46 +390,6 @@ def test_locally_only_device_cuda_asks_for_gpus(tmp_path):
     config_file.write_text(yaml.safe_dump(dict(config, device="auto")))
     jobs = planned_resources(snakemake(tmp_path, "--dry-run", configfile=config_file).stdout)
     assert jobs and {resources["gpu"] for rule, resources in jobs if rule == "train"} == {"0"}
-
-
-FOREIGN_CONF = "ClusterName=production\nSlurmctldHost=head01\n"
-
-
-def cluster_script(tmp_path, command):
-    env = dict(os.environ, SLURM_CONF=str(tmp_path / "slurm.conf"), EPOCHBENCH_SLURM_STATE=str(tmp_path / "state"))
-    return subprocess.run(["bash", str(CLUSTER), command], env=env, capture_output=True, text=True, timeout=60)
-
-
-def test_cluster_script_refuses_a_slurm_conf_it_did_not_write(tmp_path):
-    conf = tmp_path / "slurm.conf"
-    conf.write_text(FOREIGN_CONF)
-    start = cluster_script(tmp_path, "start")
-    assert start.returncode != 0
-    assert start.stderr.strip() == (f"cluster.sh: {conf} was not written by this script (no marker line); "
-                                    f"refusing to touch this host's SLURM")
-    cluster_script(tmp_path, "stop")
-    assert conf.read_text() == FOREIGN_CONF
-    assert not (tmp_path / "state").exists()
-
-
-def test_cluster_script_stops_only_the_daemons_it_started(tmp_path):
-    """A daemon named slurmd that another party runs survives `stop`; the one in our pid file does not."""
-    (tmp_path / "state").mkdir()
-    stand_ins = {}
-    for name in ("slurmd", "slurmctld"):
-        shutil.copy(shutil.which("sleep"), tmp_path / name)  # a process whose name is the daemon's
-        stand_ins[name] = subprocess.Popen([str(tmp_path / name), "300"])
-    (tmp_path / "state" / "slurmctld.pid").write_text(f"{stand_ins['slurmctld'].pid}\n")
-    try:
-        result = cluster_script(tmp_path, "stop")
-        assert result.returncode == 0, result.stderr
-        assert stand_ins["slurmctld"].wait(timeout=10) == -signal.SIGTERM
-        assert stand_ins["slurmd"].poll() is None, "stop killed a slurmd it had not started"
-    finally:
-        for process in stand_ins.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 def test_nothing_kills_processes_by_name():

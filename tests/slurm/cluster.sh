@@ -1,36 +1,87 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on this machine, for tests/test_slurm.py:
-#   tests/slurm/cluster.sh install   Debian's slurm-wlm and munge (needs root and apt-get)
-#   tests/slurm/cluster.sh start     write the SLURM config, start munged, slurmctld, slurmd; wait for the node
-#   tests/slurm/cluster.sh stop      stop the daemons this script started, and remove the config it wrote
-# Job steps find the cluster only through /etc/slurm/slurm.conf, so the config goes there.
+#   tests/slurm/cluster.sh check        exit 4 with one line if this host runs or is configured for SLURM
+#   tests/slurm/cluster.sh install      Debian's slurm-wlm and munge (needs root and apt-get)
+#   tests/slurm/cluster.sh start        start munged, slurmctld and slurmd in a fresh private folder and wait
+#                                       for the node; prints "state: DIR" first and "conf: DIR/slurm.conf" last
+#   tests/slurm/cluster.sh stop DIR     stop the daemons that `start` started in DIR, then remove DIR
 #
-# Safe on a host with a real SLURM: it refuses to touch a slurm.conf that does not
-# start with its marker line, and it stops only daemons whose pid files it holds
-# (never by name: that would stop a real cluster's daemons too).
-# SLURM_CONF (SLURM's own variable) and EPOCHBENCH_SLURM_STATE move the config and
-# the state folder, for the tests of this script itself.
+# It runs as root, so it must not be steered by anyone else, nor disturb a real SLURM:
+# - Everything it writes (config, munge key and socket, spool, state, logs, pid records) is in
+#   a folder `mktemp -d` makes, owned by root and writable by root alone; nothing under /etc or
+#   /run. Clients find the cluster through SLURM_CONF=DIR/slurm.conf, which sbatch passes on to
+#   the jobs (--export=ALL).
+# - Before it writes anything it refuses (exit 4, one line) where SLURM runs or is configured:
+#   a running slurmctld, slurmd or slurmdbd, SLURM_CONF set, a slurm.conf in a standard place,
+#   or a configless node's cached config.
+# - It stops only the processes it started: their pid and start time are recorded when it
+#   starts them, and a process is stopped only if both still match (never by name).
+# - A failing `start` stops what it had started and removes its folder before it exits.
+# EPOCHBENCH_SLURM_EXTRA_CONFS adds paths to the configurations looked for (for the tests of this script).
 set -euo pipefail
-STATE=${EPOCHBENCH_SLURM_STATE:-/tmp/epochbench-slurm}
-CONF=${SLURM_CONF:-/etc/slurm/slurm.conf}
+umask 022
 MARKER="# Written by epochbench tests/slurm/cluster.sh: a one-node test cluster."
+HOST_CONFS="/etc/slurm/slurm.conf /etc/slurm-llnl/slurm.conf /usr/local/etc/slurm.conf /run/slurm/conf
+    /var/spool/slurmd/conf-cache /var/spool/slurm/d/conf-cache /var/lib/slurm/slurmd/conf-cache
+    ${EPOCHBENCH_SLURM_EXTRA_CONFS:-}"
+# Stopped in this order: the node, the controller, then the authentication they use.
+DAEMONS="slurmd slurmctld munged"
 
-ours() {  # the config is absent, or this script wrote it
-    [ ! -e "$CONF" ] || [ "$(head -n 1 "$CONF")" = "$MARKER" ]
+host_slurm() {  # prints why this host counts as a SLURM host, or fails if it does not
+    local name pid path
+    for name in slurmctld slurmd slurmdbd; do
+        for pid in $(pgrep -x "$name"); do  # a zombie is no daemon: it only waits to be reaped
+            if running "$pid"; then echo "runs $name (pid $pid)"; return 0; fi
+        done
+    done
+    if [ -n "${SLURM_CONF:-}" ]; then echo "has SLURM_CONF set ($SLURM_CONF)"; return 0; fi
+    for path in $HOST_CONFS; do
+        if [ -e "$path" ] || [ -L "$path" ]; then echo "has a SLURM configuration ($path)"; return 0; fi
+    done
+    return 1
 }
 
-refuse_unless_ours() {
-    if ! ours; then
-        echo "cluster.sh: $CONF was not written by this script (no marker line); refusing to touch this host's SLURM" >&2
-        exit 3
+refuse_on_a_slurm_host() {
+    local why
+    if why=$(host_slurm); then
+        echo "cluster.sh: this host $why; not starting a test cluster beside it" >&2
+        exit 4
     fi
 }
 
-pid_of() {  # the pid in our pid file for daemon $1, if that process is still that daemon
-    local file="$STATE/$1.pid" pid
-    [ -s "$file" ] || return 1
-    pid=$(cat "$file")
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
+check_state() {  # $1: a state folder; fails with one line unless it is one `start` made
+    local dir=$1 owner mode
+    if [ -L "$dir" ] || [ ! -d "$dir" ]; then
+        echo "cluster.sh: $dir is not a folder (or is a symlink); not touching it" >&2
+        return 1
+    fi
+    owner=$(stat -c %u "$dir")
+    mode=$(stat -c %a "$dir")
+    if [ "$owner" != "$(id -u)" ] || { [ "$mode" != 700 ] && [ "$mode" != 711 ]; }; then
+        echo "cluster.sh: $dir is owned by uid $owner with mode $mode, not uid $(id -u) with mode 700 or 711; not touching it" >&2
+        return 1
+    fi
+    if [ -L "$dir/slurm.conf" ] || [ "$(head -n 1 "$dir/slurm.conf" 2>/dev/null)" != "$MARKER" ]; then
+        echo "cluster.sh: $dir has no slurm.conf written by this script; not touching it" >&2
+        return 1
+    fi
+}
+
+start_time() {  # $1: a pid; the process's start time in clock ticks since boot (field 22 of /proc/PID/stat)
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d ' ' -f 20
+}
+
+started() {  # $1: name; $2: pid; record the process as ours
+    echo "$2 $(start_time "$2")" > "$STATE/$1.started"
+}
+
+our_pid() {  # $1: name; the pid recorded for it, if that process is still the one we started
+    local record="$STATE/$1.started" pid when
+    [ -f "$record" ] && [ ! -L "$record" ] || return 1
+    read -r pid when < "$record" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [ -n "$when" ] && [ "$(start_time "$pid")" = "$when" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] \
+        && echo "$pid"
 }
 
 running() {  # whether process $1 exists and is not a zombie
@@ -39,36 +90,70 @@ running() {  # whether process $1 exists and is not a zombie
     [ -n "$state" ] && [ "$state" != Z ]
 }
 
-start_daemon() {  # $1: name; the rest: the command that starts it (it daemonizes)
-    local name=$1 pid
+launch() {  # $1: name; the rest: its command, in the foreground: its pid is $!, no pid file to trust
+    local name=$1
     shift
-    pid_of "$name" >/dev/null && return 0  # ours, from an earlier start
-    if pid=$(pgrep -x "$name"); then
-        if [ "$name" = munged ]; then return 0; fi  # the host's own munged: use it, never stop it
-        echo "cluster.sh: a $name this script did not start is running (pid $pid); refusing to start another" >&2
-        exit 3
+    # A session of its own (setsid execs, it does not fork here), detached from the caller's pipes.
+    setsid "$@" < /dev/null >> "$STATE/log/$name.out" 2>&1 &
+    started "$name" $!
+}
+
+stop_all() {  # stop what `start` started in $STATE, then remove what it wrote there
+    local name pid
+    for name in $DAEMONS; do
+        if pid=$(our_pid "$name"); then
+            kill "$pid"
+            for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
+        fi
+        rm -f "$STATE/$name.started"
+    done
+    # Only the names `start` creates: never a recursive removal of whatever folder was named.
+    rm -rf "$STATE"/{spool,state,log,munge,run}
+    rm -f "$STATE/slurm.conf"
+    rmdir "$STATE"
+}
+
+on_failed_start() {
+    local code=$?
+    if [ "$code" != 0 ]; then
+        echo "cluster.sh: start failed; stopping what it started (logs were in $STATE/log):" >&2
+        tail -n 5 "$STATE"/log/* >&2 2>/dev/null || true
+        stop_all
     fi
-    "$@"
 }
 
 case "${1:-}" in
+check)
+    refuse_on_a_slurm_host
+    ;;
 install)
     command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v munged >/dev/null && exit 0
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq slurm-wlm munge >/dev/null; }
     ;;
 start)
-    refuse_unless_ours
-    mkdir -p "$STATE"/{spool,state,log} "$(dirname "$CONF")" /run/munge /var/log/munge /var/lib/munge
+    refuse_on_a_slurm_host
+    STATE=$(mktemp -d -t epochbench-slurm.XXXXXXXX)
+    trap on_failed_start EXIT
+    trap 'exit 1' INT TERM HUP  # so that a signal, too, goes through on_failed_start
+    echo "state: $STATE"
+    # Others may pass through (a job submitted through sudo runs as its user, and reads the
+    # config, the munge socket and its script in the spool) but neither list nor write.
+    chmod 711 "$STATE"
+    mkdir -m 755 "$STATE"/{spool,run}
+    mkdir -m 700 "$STATE"/{state,log,munge}
+    CONF=$STATE/slurm.conf
+    export SLURM_CONF=$CONF
     cpus=$(nproc)
     mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
-    cat > "$CONF.tmp" <<CONF
+    cat > "$CONF" <<CONF
 $MARKER
 ClusterName=epochbench
 SlurmctldHost=localhost
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=socket=$STATE/run/munge.socket
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -83,42 +168,41 @@ SlurmdSpoolDir=$STATE/spool
 StateSaveLocation=$STATE/state
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
-SlurmctldPidFile=$STATE/slurmctld.pid
-SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldPidFile=$STATE/state/slurmctld.pid
+SlurmdPidFile=$STATE/state/slurmd.pid
 NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
-    chmod 644 "$CONF.tmp"
-    mv "$CONF.tmp" "$CONF"
-    [ -s /etc/munge/munge.key ] || mungekey --create --force
-    chown -R munge:munge /etc/munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
-    start_munged() {
-        runuser -u munge -- munged 2>/dev/null || munged --force
-        cp /run/munge/munged.pid "$STATE/munged.pid"  # munged writes its pid there; kept with ours
-    }
-    start_daemon munged start_munged
-    start_daemon slurmctld slurmctld
-    start_daemon slurmd slurmd
+    chmod 644 "$CONF"
+    mungekey --create --keyfile "$STATE/munge/munge.key"
+    launch munged munged --foreground --force --socket "$STATE/run/munge.socket" --key-file "$STATE/munge/munge.key" \
+        --pid-file "$STATE/munge/munged.pid" --log-file "$STATE/log/munged.log" --seed-file "$STATE/munge/munged.seed"
+    for _ in $(seq 50); do [ -S "$STATE/run/munge.socket" ] && break; sleep 0.1; done
+    launch slurmctld slurmctld -D -f "$CONF"
+    launch slurmd slurmd -D -f "$CONF"
     for _ in $(seq 60); do
-        if sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then exit 0; fi
+        for name in $DAEMONS; do
+            our_pid "$name" > /dev/null || { echo "cluster.sh: $name exited" >&2; exit 1; }
+        done
+        if sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+            trap - EXIT
+            echo "conf: $CONF"
+            exit 0
+        fi
         scontrol update nodename=localhost state=resume >/dev/null 2>&1 || true
         sleep 1
     done
-    echo "SLURM node did not come up; see $STATE/log" >&2
+    echo "cluster.sh: the SLURM node did not come up within 60 s" >&2
     exit 1
     ;;
 stop)
-    for name in slurmd slurmctld munged; do
-        if pid=$(pid_of "$name"); then
-            kill "$pid"
-            for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
-        fi
-        rm -f "$STATE/$name.pid"
-    done
-    if [ -e "$CONF" ] && ours; then rm -f "$CONF"; fi
+    STATE=${2:?usage: $0 stop STATE_FOLDER (the folder start printed)}
+    [ -e "$STATE" ] || [ -L "$STATE" ] || exit 0  # nothing left: a failed start cleaned up after itself
+    check_state "$STATE" || exit 3
+    stop_all
     ;;
 *)
-    echo "usage: $0 install|start|stop" >&2
+    echo "usage: $0 check|install|start|stop STATE_FOLDER" >&2
     exit 2
     ;;
 esac
