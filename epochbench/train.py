@@ -26,6 +26,7 @@ import io
 import logging
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -75,6 +76,20 @@ OPT_FUNC = FusedAdam
 
 class WeightsError(ValueError):
     """A weights file that does not fit the architecture; the message names the file."""
+
+
+# Up to torch 2.5.1, a crafted file could run code through torch.load(weights_only=True) (CVE-2025-32434);
+# `pretrained: <path>` loads whatever file the config names, so an older torch must not load it.
+SAFE_WEIGHTS_ONLY_TORCH = (2, 6)
+
+
+def load_weights(path):
+    """torch.load restricted to tensors and plain types, refused on a torch where that restriction can be bypassed."""
+    version = tuple(int(part) for part in re.match(r"(\d+)\.(\d+)", torch.__version__).groups())
+    if version < SAFE_WEIGHTS_ONLY_TORCH:
+        raise WeightsError(f"{path}: not loaded: torch {torch.__version__} can be made to run code from a weights "
+                           f"file (CVE-2025-32434); install torch>=2.6")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class ArrayImages(torch.utils.data.Dataset):
@@ -198,7 +213,9 @@ def make_learner(arch: str, dls, n_classes: int, pretrained: str, cbs=(), normal
 def load_body_weights(learn, path) -> None:
     """Load a state_dict of the network body (as `pretrain_body` saves it) into `learn.model[0]`."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(path)
+    except WeightsError:
+        raise
     except Exception as err:  # torch raises several kinds for a bad file
         raise WeightsError(f"{path}: cannot read as a state_dict ({type(err).__name__}: {err})") from None
     body = learn.model[0]
@@ -505,7 +522,7 @@ def save_torch(obj, path) -> None:
 
 def resume_after_frozen_fit(learn, history: EpochHistory, path) -> None:
     """Put `learn` (built as `frozen_job` built its own) and `history` where fine_tune's frozen fit left them."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights(path)
     learn.freeze()  # creates the optimizer, as fine_tune's first step does
     misfit = WeightsError(f"{path}: does not fit this learner (a frozen fit of another architecture or head)")
     try:

@@ -292,6 +292,23 @@ def test_pretrained_body_round_trips_and_bad_files_name_their_path(tiny_data, tm
         train.make_learner("test_resnet", dls, 3, str(garbage))
 
 
+@pytest.mark.parametrize("version", ["2.5.1", "2.1.0+cpu"])
+def test_a_torch_whose_weights_only_can_be_bypassed_loads_no_weights_file(tmp_path, monkeypatch, version):
+    weights = tmp_path / "body.pt"
+    torch.save({"w": torch.zeros(1)}, weights)
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: loads.append(args))
+    monkeypatch.setattr(torch, "__version__", version)
+    with pytest.raises(train.WeightsError) as err:
+        train.load_weights(weights)
+    assert str(err.value) == (f"{weights}: not loaded: torch {version} can be made to run code from a weights file "
+                              f"(CVE-2025-32434); install torch>=2.6")
+    assert loads == []
+    monkeypatch.setattr(torch, "__version__", "2.6.0")
+    train.load_weights(weights)
+    assert len(loads) == 1
+
+
 def test_torchvision_imagenet_weights_come_from_the_torch_hub_cache(tiny_data, tmp_path, monkeypatch):
     """The real ImageNet path (torchvision's weights download) served from a local TORCH_HOME fixture."""
     import torchvision
