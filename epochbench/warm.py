@@ -4,8 +4,8 @@ A training cell on small data trains for seconds, but a fresh Python needs
 about 10 s on a slow CPU just to import torch, torchvision and fastai. So the
 first training job starts a small fork server that imports them and waits on a
 Unix socket; each job then asks it for a fresh process (a `fork` of the warm
-server) that runs the cell with the job's environment, working directory and
-log file, and reports the exit code back. The job process itself (the Snakemake
+server) that runs the cell with the job's environment, working directory, umask
+and log file, and reports the exit code back. The job process itself (the Snakemake
 script) imports nothing heavy.
 
 Kept deliberately narrow, and never in the way:
@@ -20,8 +20,14 @@ Kept deliberately narrow, and never in the way:
   both ends), since every request carries the job's environment.
 - The socket's name carries a digest of the interpreter and of epochbench's
   own source files, so an edited package never runs in an old server.
-- Only "no server reachable" (none answers, none starts, or it closes the
-  connection before taking the job) sends the job to its own process. Once a
+- What a fork cannot take on from the job is compared instead: a job whose
+  group, supplementary groups or resource limits differ from the server's is
+  refused, and runs in its own process, as it would have without the server.
+- The server runs from the package's folder, not the job's, so that nothing in
+  a job's folder (a `selectors.py`, say) is imported into it and every later job.
+- Only "no server reachable" (none answers, none starts, none says "started"
+  within `STARTED_TIMEOUT`, it refuses the job, or it closes the connection
+  before taking it) sends the job to its own process. Once a
   fork has taken the job, its fate is the job's: a cell killed by a signal (the
   OOM killer, a segfault) fails the job with a line naming the signal, and is
   not run a second time. `EPOCHBENCH_WARM_START=0` turns warm start off.
@@ -37,6 +43,7 @@ import importlib
 import json
 import logging
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -52,6 +59,8 @@ from .userdir import remove_if_empty, user_dir
 
 IDLE_SECONDS = 120
 START_TIMEOUT = 120
+# How long a job waits for a server to take it: a stopped or hung server must not hang every job.
+STARTED_TIMEOUT = 30
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Modules the server imports before it forks: the slow part of every training job.
 PRELOAD = ["epochbench.train"]
@@ -143,18 +152,40 @@ def call(target: str, spec: dict):
     return getattr(importlib.import_module(module), function)(spec)
 
 
+def process_settings() -> dict:
+    """What a fork inherits from the server, where a job's own process would have the job's: compared, never mixed."""
+    limits = sorted(name for name in dir(resource) if name.startswith("RLIMIT_"))
+    return {"group": os.getgid(), "effective group": os.getegid(), "supplementary groups": sorted(os.getgroups()),
+            **{f"resource limit {name}": list(resource.getrlimit(getattr(resource, name))) for name in limits}}
+
+
+def current_umask() -> int:
+    umask = os.umask(0o077)  # reading the umask means setting it: set it back at once
+    os.umask(umask)
+    return umask
+
+
 def run_on_server(target: str, spec: dict, log_path) -> int:
     """Run the job in a fork of the warm server; Unreachable if no server takes it, WarmError if the fork dies."""
-    request = dict(target=target, spec=spec, log=str(Path(log_path).resolve()), cwd=os.getcwd(), env=dict(os.environ))
+    request = dict(target=target, spec=spec, log=str(Path(log_path).resolve()), cwd=os.getcwd(), env=dict(os.environ),
+                   umask=current_umask(), settings=process_settings())
     with connect() as conn, conn.makefile("r") as replies:
+        conn.settimeout(STARTED_TIMEOUT)
         try:
             conn.sendall(json.dumps(request).encode() + b"\n")
             started = replies.readline()
+        except TimeoutError as err:
+            # Closing the connection tells the fork, if it ever comes, not to run the job.
+            raise Unreachable(f"the warm server did not take the job within {STARTED_TIMEOUT} s") from err
         except OSError as err:
             raise Unreachable(f"the warm server dropped the connection: {err}") from err
         if not started:
             # An idle server that was closing as we connected: nothing ran.
             raise Unreachable("the warm server closed the connection before taking the job")
+        refused = json.loads(started).get("refused")
+        if refused:
+            raise Unreachable(f"the warm server refused the job: {refused}")
+        conn.settimeout(None)  # the cell takes as long as it takes
         reply = replies.readline()  # blocks until the cell has finished
     if not reply:
         raise WarmError(f"{target}: the warm server went away while running the job; see {log_path}")
@@ -197,11 +228,12 @@ def connect() -> socket.socket:
 
 
 def _start_server(path: Path) -> socket.socket:
-    # The server imports this very package, wherever the job found it.
+    # The server imports this very package, wherever the job found it. `python -m` puts its working
+    # folder first on sys.path: the package's own, never the job's (whose files would be imported).
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_DIR.parent),
                                                                      os.environ.get("PYTHONPATH")])))
     with open(f"{path}.log", "a") as server_log:
-        server = subprocess.Popen([sys.executable, "-m", "epochbench.warm", str(path)], env=env,
+        server = subprocess.Popen([sys.executable, "-m", "epochbench.warm", str(path)], env=env, cwd=PACKAGE_DIR.parent,
                                   stdin=subprocess.DEVNULL, stdout=server_log, stderr=server_log,
                                   start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
@@ -240,6 +272,7 @@ def _starter_lock(path: Path):
 
 def _connect(path) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(STARTED_TIMEOUT)  # a server that stopped accepting fills its backlog, and connect() then waits
     try:
         conn.connect(str(path))
         _, uid, _ = peer_credentials(conn)
@@ -343,6 +376,15 @@ def _remove_starter_files(path: Path) -> None:
         os.close(fd)
 
 
+def settings_differ(theirs: dict) -> "str | None":
+    """Which of the job's process settings (`process_settings`) this process does not share, in words; None if none."""
+    ours = process_settings()
+    for name, value in ours.items():
+        if theirs.get(name) != value:
+            return f"the job's {name} ({theirs.get(name)}) differs from the server's ({value})"
+    return None
+
+
 def run_child(conn: socket.socket) -> int:
     """In the forked child: take on the job's environment, run it, send the exit code."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -351,11 +393,19 @@ def run_child(conn: socket.socket) -> int:
     if not line:
         return 0  # a client that only looked (server_pid) or went away
     request = json.loads(line)
+    refused = settings_differ(request["settings"])
+    if refused:
+        with contextlib.suppress(OSError):
+            conn.sendall(json.dumps(dict(refused=refused)).encode() + b"\n")
+        return 0
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
-    with contextlib.suppress(OSError):
+    os.umask(request["umask"])
+    try:
         conn.sendall(json.dumps(dict(started=os.getpid())).encode() + b"\n")
+    except OSError:
+        return 0  # the job stopped waiting (STARTED_TIMEOUT) and runs in its own process: not here too
     # The job process waits on this connection: if it is killed (Ctrl-C, Snakemake
     # stopping a failed run), the cell must stop too.
     threading.Thread(target=_exit_when_closed, args=(conn,), daemon=True).start()

@@ -8,6 +8,7 @@ private folder made for this module, so no test can stop or use the server of a
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -209,6 +210,90 @@ def test_a_stale_socket_is_replaced_by_a_new_server(tmp_path):
     code, out, log = run_probe(tmp_path, "after")
     assert code == 0 and out.exists()
     assert "warm start unavailable" not in log.read_text()
+
+
+def test_a_job_writes_its_files_with_its_own_umask(tmp_path):
+    """A server started under umask 022 must not make a job run under 077 (private data) write 0644 files."""
+    stop_server()
+    previous = os.umask(0o022)
+    try:
+        assert run_probe(tmp_path, "opener")[0] == 0  # the server starts under 022
+        os.umask(0o077)
+        code, out, log = run_probe(tmp_path, "private")
+    finally:
+        os.umask(previous)
+    assert code == 0 and "warm start unavailable" not in log.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def run_probe_elsewhere(tmp_path, name, setup="pass", started_timeout=None) -> tuple:
+    """(exit code, where the probe ran, log text, the job's pid) of a job run by a process of its own after `setup`."""
+    spec = dict(out=str(tmp_path / f"{name}.json"), runs=str(tmp_path / f"{name}.runs"))
+    log = tmp_path / f"{name}.log"
+    timeout = "" if started_timeout is None else f"warm.STARTED_TIMEOUT = {started_timeout}; "
+    script = (f"import os, resource, sys; {setup}; from epochbench import warm; {timeout}"
+              f"sys.exit(warm.run('epochbench.warm:probe', {spec!r}, {str(log)!r}, device='cpu'))")
+    job = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 0, stderr
+    ran = json.loads(Path(spec["out"]).read_text())
+    return job.returncode, ran["pid"], log.read_text(), job.pid
+
+
+def test_a_job_with_other_resource_limits_runs_in_its_own_process(tmp_path):
+    assert run_probe(tmp_path, "up")[0] == 0  # a server with this process's limits
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    setup = f"resource.setrlimit(resource.RLIMIT_NOFILE, ({soft - 1}, {hard}))"
+    _, ran_in, log, job = run_probe_elsewhere(tmp_path, "limited", setup)
+    assert ran_in == job, "the job ran in the warm server, under the server's resource limits"
+    assert (f"warm start unavailable (the warm server refused the job: the job's resource limit RLIMIT_NOFILE "
+            f"([{soft - 1}, {hard}]) differs from the server's ([{soft}, {hard}])); running in this process") in log
+    # The same job with the server's limits is served warm.
+    _, ran_in, log, job = run_probe_elsewhere(tmp_path, "unlimited")
+    assert ran_in != job and "warm start unavailable" not in log
+
+
+@as_root_only
+@pytest.mark.parametrize("setting, setup", [("group", f"os.setgid({NOBODY})"),
+                                             ("supplementary groups", f"os.setgroups(os.getgroups() + [{NOBODY}])")])
+def test_a_job_of_other_groups_runs_in_its_own_process(tmp_path, setting, setup):
+    assert run_probe(tmp_path, "up")[0] == 0
+    _, ran_in, log, job = run_probe_elsewhere(tmp_path, "grouped", setup)
+    assert ran_in == job, f"the job ran in the warm server, with the server's {setting}"
+    assert f"the warm server refused the job: the job's {setting} (" in log
+
+
+def test_a_stopped_server_sends_the_job_to_its_own_process_after_a_bounded_wait(tmp_path):
+    assert run_probe(tmp_path, "up")[0] == 0
+    server = warm.server_pid()
+    os.kill(server, signal.SIGSTOP)  # what a hung server looks like to its clients
+    try:
+        _, ran_in, log, job = run_probe_elsewhere(tmp_path, "waited", started_timeout=2)
+    finally:
+        os.kill(server, signal.SIGCONT)
+    assert ran_in == job
+    assert "warm start unavailable (the warm server did not take the job within 2 s); running in this process" in log
+    # The server, running again, finds the abandoned request: it must not run the job a second time.
+    assert run_probe(tmp_path, "after")[0] == 0  # served after the abandoned request
+    assert wait_until(lambda: warm.server_pid() == server)
+    time.sleep(1)
+    assert (tmp_path / "waited.runs").read_text().split() == [str(job)], "the job ran twice"
+
+
+def test_the_server_imports_nothing_from_the_jobs_folder(tmp_path, monkeypatch):
+    """A module in the job's folder named like one the server imports must not run inside the server."""
+    stop_server()
+    imported = tmp_path / "imported"
+    (tmp_path / "selectors.py").write_text(f"open({str(imported)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, log = run_probe(tmp_path, "here")
+    assert code == 0 and "warm start unavailable" not in log.read_text(), log.read_text()
+    assert not imported.exists(), "the server imported selectors.py from the job's folder"
 
 
 @contextlib.contextmanager
