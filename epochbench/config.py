@@ -90,6 +90,9 @@ def _check_dataset(dataset: dict, key: str) -> None:
         if not Path(dataset["path"]).is_dir():
             raise ConfigError(f"config key '{key}.path': folder {dataset['path']!r} does not exist")
     _check_dataset_split(dataset, key)
+    if dataset.get("sha256") is not None and dataset["name"] not in FASTAI_DATASETS:
+        raise ConfigError(f"config key '{key}.sha256': is the digest of an archive, and {dataset['name']} is none "
+                          f"(only {', '.join(FASTAI_DATASETS)} are)")
     if dataset.get("label_regex") is not None:
         import re
 

@@ -6,6 +6,7 @@ ever touches a JPEG (issue: decode once), and every job sees bit-identical input
 """
 
 import gzip
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -19,8 +20,18 @@ SPLITS = ("train", "valid", "test")
 TRAIN, VALID, TEST = range(3)
 
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+# The dataset's own repository, at a fixed commit, over https (its S3 website answers plain http only).
+FASHION_MNIST_URL = ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/"
+                     "b2617bb6d3ffa2e429640350f613e3291e10b141/data/fashion/")
 FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+# SHA-256 of each file's decompressed IDX data, so that a recompressed copy of the same data (Debian's
+# package is one) checks too: the labels' agrees between upstream's file (md5 25c81989... as published)
+# and Debian's; the images' is Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1.
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+}
+MAX_IDX_BYTES = 2**27  # the training images are 47 MB decompressed: anything far larger is no Fashion-MNIST
 FASHION_MNIST_CLASSES = [
     "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
 ]
@@ -99,22 +110,48 @@ def read_idx(path) -> np.ndarray:
     return array.reshape(shape)
 
 
+def idx_digest(path) -> str:
+    """SHA-256 of a gzipped file's decompressed bytes (read at most MAX_IDX_BYTES of them: a gzip bomb stops there)."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(2**20):
+                size += len(chunk)
+                if size > MAX_IDX_BYTES:
+                    return f"(more than {MAX_IDX_BYTES} bytes decompressed)"
+                digest.update(chunk)
+    except (OSError, EOFError) as err:
+        return f"(not a gzip file: {err})"
+    return digest.hexdigest()
+
+
+def check_fashion_mnist_file(path, name: str, source: str, hint: str = "") -> None:
+    actual = idx_digest(path)
+    if actual != FASHION_MNIST_SHA256[name]:
+        raise DataError(f"{source}: not Fashion-MNIST's {name} (its data has SHA-256 {actual}, expected "
+                        f"{FASHION_MNIST_SHA256[name]}){hint}")
+
+
 def fashion_mnist_folder(path=None, url=None, cache_dir=None) -> Path:
-    """A folder holding the Fashion-MNIST training files: `path`, else Debian's, else a download."""
+    """A folder holding the Fashion-MNIST training files: `path`, else Debian's, else a checked download."""
     if path is not None:
         folder = Path(path)
     elif url is None and all((FASHION_MNIST_DEBIAN / f).is_file() for f in FASHION_MNIST_FILES):
         folder = FASHION_MNIST_DEBIAN
     else:
-        from fastdownload import download_url
+        from .downloads import download, locked
 
         base = (url or FASHION_MNIST_URL).rstrip("/") + "/"
         folder = Path(cache_dir or Path.home() / ".cache" / "epochbench" / "fashion-mnist")
         folder.mkdir(parents=True, exist_ok=True)
-        for name in FASHION_MNIST_FILES:
-            if not (folder / name).is_file():
-                # download_url writes to NAME.part and renames it: a broken download is never taken as done.
-                download_url(base + name, folder / name, show_progress=False)
+        # One download at a time (jobs of two runs may start together); the next finds the files done.
+        with locked(folder / ".download.lock"):
+            for name in FASHION_MNIST_FILES:
+                if (folder / name).is_file():  # also what an older epochbench downloaded unchecked
+                    check_fashion_mnist_file(folder / name, name, folder / name, "; delete it to download again")
+                else:
+                    download(base + name, folder / name,
+                             check=lambda tmp, name=name: check_fashion_mnist_file(tmp, name, base + name))
     for name in FASHION_MNIST_FILES:
         if not (folder / name).is_file():
             raise DataError(f"{folder / name}: Fashion-MNIST file missing")
@@ -205,16 +242,18 @@ def load_image_folder(root, label_regex=None, split="random") -> ImageSet:
                     split_info)
 
 
-def load_fastai_dataset(name: str, url=None, base=None, split=None) -> ImageSet:
-    """One of fastai's datasets, fetched and unpacked by fastai's own `untar_data`, split by its convention.
+def load_fastai_dataset(name: str, url=None, base=None, split=None, sha256=None) -> ImageSet:
+    """One of fastai's datasets, fetched and unpacked where fastai's `untar_data` puts it, split by its convention.
 
-    `split` is dataset.split (None: the dataset's own convention, `HAS_SPLIT_FOLDERS`).
+    `split` is dataset.split (None: the dataset's own convention, `HAS_SPLIT_FOLDERS`); `sha256` is
+    dataset.sha256, the archive's digest, checked before it is unpacked.
     """
-    from fastai.data.external import URLs, untar_data
+    from fastai.data.external import URLs
 
     from .config import FASTAI_DATASETS
+    from .downloads import fetch_archive
 
-    path = untar_data(url or getattr(URLs, FASTAI_DATASETS[name]), base=base)
+    path = fetch_archive(url or getattr(URLs, FASTAI_DATASETS[name]), sha256=sha256, base=base)
     if name == "pets":
         if split == "folders":
             raise DataError("config key 'dataset.split': pets has no split folders (one flat images/ folder); "
@@ -263,7 +302,7 @@ def load_dataset(spec: dict) -> ImageSet:
     elif name == "folder":
         imageset = load_image_folder(spec["path"], spec.get("label_regex"), split or dataset_split(spec)[0])
     else:
-        imageset = load_fastai_dataset(name, spec.get("url"), split=split)
+        imageset = load_fastai_dataset(name, spec.get("url"), split=split, sha256=spec.get("sha256"))
     if imageset.split_info is not None:
         imageset.split_info = dict(imageset.split_info, reason=dataset_split(spec)[1])
     if spec.get("classes"):
@@ -362,7 +401,7 @@ def to_rgb_square(image, size: int) -> np.ndarray:
         try:
             with Image.open(image) as opened:
                 picture = opened.convert("RGB")
-        except (OSError, SyntaxError) as err:
+        except (OSError, SyntaxError, Image.DecompressionBombError) as err:
             raise DataError(f"{image}: cannot decode image ({err})") from None
     picture = ImageOps.fit(picture.convert("RGB"), (size, size), method=Image.Resampling.BILINEAR)
     return np.asarray(picture, dtype=np.uint8).transpose(2, 0, 1)

@@ -46,6 +46,7 @@ SCHEMA_CASES = [
     ("unknown dataset split", lambda c: c["dataset"].update(split="official"), "'dataset.split'"),
     ("misspelt augmentation", lambda c: c.update(augment=dict(max_rotat=10)), "'augment.max_rotat': unknown key"),
     ("unknown lr_find suggestion", lambda c: c.update(fine_tune=dict(base_lr="vally")), "'fine_tune.base_lr'"),
+    ("archive digest not SHA-256", lambda c: c.update(dataset=dict(name="pets", sha256="abc123")), "'dataset.sha256'"),
 ]
 
 
@@ -78,6 +79,8 @@ CHECK_CASES = [
     ("split folders without split subfolders",
      lambda c: c.update(dataset=dict(name="folder", path=str(ROOT / "config"), split="folders")),
      "'dataset.split': folders, but"),
+    ("archive digest for a dataset without archive", lambda c: c["dataset"].update(sha256="0" * 64),
+     "'dataset.sha256': is the digest of an archive, and digits is none"),
     ("split folders on a flat folder", lambda c: c.update(dataset=dict(name="folder", path=str(ROOT / "config"),
                                                                       label_regex=r"(\w+)\.yaml", split="folders")),
      "'dataset.split'"),

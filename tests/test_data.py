@@ -1,14 +1,26 @@
 """Dataset loaders on small fixtures the tests build: the download paths run against local file:// URLs."""
 
+import collections
+import concurrent.futures
+import functools
 import gzip
+import hashlib
+import http.server
+import io
 import json
+import shutil
 import tarfile
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from epochbench import data
+from epochbench import data, downloads
 from epochbench.data import TEST, TRAIN, VALID, DataError
 
 
@@ -55,12 +67,73 @@ def test_read_idx_round_trip_and_truncation(tmp_path, fashion_files):
         data.read_idx(broken)
 
 
-def test_fashion_mnist_downloads_from_its_url_when_no_local_copy(tmp_path, fashion_files):
+@pytest.fixture
+def fashion_checksums(monkeypatch, fashion_files):
+    """The checksums of the fixture's files in place of Fashion-MNIST's, as a mirror of them would have."""
+    folder = fashion_files[0]
+    monkeypatch.setattr(data, "FASHION_MNIST_SHA256", {name: data.idx_digest(folder / name)
+                                                       for name in data.FASHION_MNIST_FILES})
+
+
+def test_fashion_mnist_downloads_from_its_url_when_no_local_copy(tmp_path, fashion_files, fashion_checksums):
     folder, images, labels = fashion_files
     cache = tmp_path / "cache"
     loaded = data.load_fashion_mnist(url=folder.as_uri(), cache_dir=cache)
     assert np.array_equal(loaded.images, images) and np.array_equal(loaded.labels, labels)
-    assert sorted(p.name for p in cache.iterdir()) == sorted(data.FASHION_MNIST_FILES)  # no .part left behind
+    # No temporary file left behind; the lock that lets one download at a time stays.
+    assert sorted(p.name for p in cache.iterdir()) == sorted([*data.FASHION_MNIST_FILES, ".download.lock"])
+
+
+def test_fashion_mnist_is_fetched_over_https_and_checked():
+    assert data.FASHION_MNIST_URL.startswith("https://")
+    assert set(data.FASHION_MNIST_SHA256) == set(data.FASHION_MNIST_FILES)
+
+
+def test_a_download_that_is_not_fashion_mnist_stops_with_one_line(tmp_path, fashion_files):
+    """What a tampered mirror or a broken download delivers: refused, and nothing is kept."""
+    folder = fashion_files[0]  # valid IDX files, but not Fashion-MNIST's data
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError) as err:
+        data.load_fashion_mnist(url=folder.as_uri(), cache_dir=cache)
+    name = data.FASHION_MNIST_FILES[0]
+    assert str(err.value) == (f"{folder.as_uri()}/{name}: not Fashion-MNIST's {name} (its data has SHA-256 "
+                              f"{data.idx_digest(folder / name)}, expected {data.FASHION_MNIST_SHA256[name]})")
+    assert [p.name for p in cache.iterdir()] == [".download.lock"]
+    # A file already in the cache (as an unchecked older download left it) is checked too.
+    shutil.copy(folder / name, cache / name)
+    with pytest.raises(DataError, match=f"^{cache / name}: not Fashion-MNIST's .*; delete it to download again$"):
+        data.load_fashion_mnist(url=folder.as_uri(), cache_dir=cache)
+
+
+class CountingMirror(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder, slowly, and counts the requests for each file."""
+
+    requests = None  # a Counter, set by the test
+
+    def do_GET(self):
+        type(self).requests[self.path.lstrip("/")] += 1
+        time.sleep(0.5)  # a download in flight while the other job starts its own
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_concurrent_downloads_fetch_each_file_once(tmp_path, fashion_files, fashion_checksums):
+    """Two jobs that need Fashion-MNIST at once: one downloads, the other waits and uses its files."""
+    folder, images, _ = fashion_files
+    CountingMirror.requests = collections.Counter()
+    handler = functools.partial(CountingMirror, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as mirror:
+        threading.Thread(target=mirror.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{mirror.server_address[1]}/"
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            loads = list(pool.map(lambda _: data.load_fashion_mnist(url=url, cache_dir=tmp_path / "cache"), range(2)))
+        mirror.shutdown()
+    assert all(np.array_equal(loaded.images, images) for loaded in loads)
+    assert CountingMirror.requests == {name: 1 for name in data.FASHION_MNIST_FILES}
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([*data.FASHION_MNIST_FILES,
+                                                                            ".download.lock"])
 
 
 def test_fashion_mnist_prefers_debian_package_folder(monkeypatch, fashion_files):
@@ -188,6 +261,22 @@ def test_unreadable_image_names_its_path(tmp_path):
                 label_noise=0.0, valid_fraction=0.2, test_fraction=0.2, split_seed=0)
     with pytest.raises(DataError, match="3.png"):
         data.prepare_dataset(spec, 8, tmp_path / "out")
+
+
+def test_a_decompression_bomb_is_a_one_line_data_error(tmp_path, monkeypatch):
+    """PIL refuses an image of more than twice MAX_IMAGE_PIXELS with DecompressionBombError, which is no OSError."""
+    from PIL import Image as PILImage
+
+    root = tmp_path / "imgs"
+    for cls in ("a", "b"):
+        for i in range(5):
+            write_image(root / cls / f"{i}.png", size=(8, 8))
+    write_image(root / "a" / "huge.png", size=(40, 40))
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 500)  # 1,600 pixels is over twice this
+    with pytest.raises(DataError) as err:
+        data.prepare_dataset(folder_spec(root), 8, tmp_path / "out")
+    assert str(err.value).startswith(f"{root / 'a' / 'huge.png'}: cannot decode image (")
+    assert "\n" not in str(err.value)
 
 
 def folder_spec(root, **overrides):
@@ -459,3 +548,95 @@ def test_pets_splits_at_random_and_refuses_folders(tmp_path, monkeypatch):
     assert meta["dataset_split_reason"] == "the default for pets, which has no split folders"
     with pytest.raises(DataError, match="config key 'dataset.split': pets has no split folders"):
         data.prepare_dataset(dict(spec, split="folders"), 8, tmp_path / "out2")
+
+
+@pytest.fixture
+def fastai_home(tmp_path, monkeypatch):
+    """fastai's data and archive folders in tmp_path (its config is cached per process: cleared around the test)."""
+    from fastai.data.external import fastai_cfg
+
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path / "fastai"))
+    fastai_cfg.cache_clear()
+    yield tmp_path / "fastai"
+    fastai_cfg.cache_clear()
+
+
+def pets_archive(tmp_path, *extra) -> Path:
+    """A tiny Pets archive (two breeds, flat images/), with `extra` (TarInfo, bytes or None) members added."""
+    staging = tmp_path / "staging" / "oxford-iiit-pet" / "images"
+    for i in range(12):
+        write_image(staging / f"{('Abyssinian', 'beagle')[i % 2]}_{i}.jpg", value=10 * i)
+    archive = tmp_path / "oxford-iiit-pet.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(staging.parent, arcname="oxford-iiit-pet")
+        for member, content in extra:
+            tar.addfile(member, io.BytesIO(content) if content is not None else None)
+    return archive
+
+
+def tar_member(name, content=b"escaped", **fields) -> tuple:
+    member = tarfile.TarInfo(name)
+    member.size = len(content) if fields.get("type", tarfile.REGTYPE) == tarfile.REGTYPE else 0
+    for key, value in fields.items():
+        setattr(member, key, value)
+    return member, content if member.size else None
+
+
+@pytest.mark.parametrize("kind", ["relative", "absolute", "symlink out", "device"])
+def test_an_archive_member_outside_its_folder_stops_the_run_and_nothing_escapes(tmp_path, monkeypatch, fastai_home,
+                                                                                kind):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where fastai's untar_data unpacked
+    (tmp_path / "tmp").mkdir()
+    member, why = {
+        "relative": (tar_member("oxford-iiit-pet/../../../../escaped.txt"), "would be unpacked outside its folder"),
+        "absolute": (tar_member(str(tmp_path / "escaped.txt")), "has an absolute path"),
+        "symlink out": (tar_member("oxford-iiit-pet/escaped", type=tarfile.SYMTYPE, linkname=str(tmp_path)),
+                        "is a link out of its folder"),
+        "device": (tar_member("oxford-iiit-pet/escaped-null", type=tarfile.CHRTYPE, devmajor=1, devminor=3),
+                   "is a device or other special file"),
+    }[kind]
+    archive = pets_archive(tmp_path, member)
+    spec = dict(name="pets", url=archive.as_uri(), classes=None, train_size=None, label_noise=0.0,
+                valid_fraction=0.25, test_fraction=0.25, split_seed=0)
+    with pytest.raises(DataError) as err:
+        data.prepare_dataset(spec, 8, tmp_path / "out")
+    copy = tmp_path / "fastai" / "archive" / archive.name
+    assert str(err.value) == f"{copy} (from {archive.as_uri()}): member {member[0].name!r} {why}; not unpacked"
+    assert not [p for p in tmp_path.rglob("escaped*")], "a member was written outside the archive's folder"
+    assert not (tmp_path / "fastai" / "data" / "oxford-iiit-pet").exists()
+
+
+def test_a_zip_member_outside_its_folder_stops_the_unpacking(tmp_path):
+    archive = tmp_path / "flowers.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("flowers/rose/1.txt", "fine")
+        zipped.writestr("flowers/../../escaped.txt", "not fine")
+    (tmp_path / "data").mkdir()
+    with pytest.raises(DataError) as err:
+        downloads.extract_archive(archive, tmp_path / "data" / "flowers")
+    assert str(err.value) == f"{archive}: member 'flowers/../../escaped.txt' would be unpacked outside its folder; " \
+                             f"not unpacked"
+    assert not (tmp_path / "data" / "flowers").exists() and not list(tmp_path.rglob("escaped*"))
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("flowers/rose/1.txt", "fine")
+    downloads.extract_archive(archive, tmp_path / "data" / "flowers")
+    assert (tmp_path / "data" / "flowers" / "rose" / "1.txt").read_text() == "fine"
+
+
+def test_dataset_sha256_is_checked_before_the_archive_is_unpacked(tmp_path, fastai_home):
+    archive = pets_archive(tmp_path)
+    spec = dict(name="pets", url=archive.as_uri(), classes=None, train_size=None, label_noise=0.0,
+                valid_fraction=0.25, test_fraction=0.25, split_seed=0)
+    wrong = "0" * 64
+    with pytest.raises(DataError) as err:
+        data.prepare_dataset(dict(spec, sha256=wrong), 8, tmp_path / "out")
+    copy = tmp_path / "fastai" / "archive" / archive.name
+    actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert str(err.value) == (f"dataset.url {archive.as_uri()}: {copy} has SHA-256 {actual}, not dataset.sha256 "
+                              f"{wrong}; not unpacked (delete it to download again)")
+    assert not (tmp_path / "fastai" / "data" / "oxford-iiit-pet").exists()
+    meta = data.prepare_dataset(dict(spec, sha256=actual.upper()), 8, tmp_path / "out")
+    assert meta["images"] == 12
+    # Once unpacked, the archive is still checked against the digest the config names.
+    with pytest.raises(DataError, match="not dataset.sha256"):
+        data.prepare_dataset(dict(spec, sha256=wrong), 8, tmp_path / "out")
