@@ -15,12 +15,17 @@ did; runs that share a device should use the same number of slots.
 
 Lock files live in this user's private folder (`epochbench.userdir`), so no
 other user can create, hold or block them: claims share the GPUs among one
-user's jobs. The claim is held on a descriptor that no other process keeps:
-it is close-on-exec, and closed in every forked child (DataLoader workers are
-forks), because a `flock` lasts as long as any copy of its descriptor. Without
-that, a killed job's claim would outlive it in its workers.
+user's jobs. A folder named by `EPOCHBENCH_GPU_LOCK_DIR` is checked the same
+way (a real folder of ours, mode 0700), and a lock file is never opened through
+a symlink (the pid written into it would overwrite whatever it points at).
+
+The claim is held on a descriptor that no other process keeps: it is
+close-on-exec, and closed in every forked child (DataLoader workers are forks),
+because a `flock` lasts as long as any copy of its descriptor. Without that, a
+killed job's claim would outlive it in its workers.
 """
 
+import errno
 import fcntl
 import logging
 import os
@@ -28,7 +33,9 @@ import time
 import weakref
 from pathlib import Path
 
-from .userdir import user_dir
+from .userdir import private_folder, user_dir
+
+LOCK_DIR_HINT = "set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own"
 
 log = logging.getLogger("epochbench")
 
@@ -72,10 +79,10 @@ os.register_at_fork(after_in_child=_drop_claims_in_child)
 
 def _open_lock(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except PermissionError as err:
-        raise PermissionError(f"{path}: cannot open the GPU claim file ({err.strerror}); "
-                              f"set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own") from None
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        why = "a symlink, not followed" if err.errno == errno.ELOOP else err.strerror
+        raise PermissionError(f"{path}: cannot open the GPU claim file ({why}); {LOCK_DIR_HINT}") from None
 
 
 def slot_lock_name(key: str, slot: int) -> str:
@@ -90,11 +97,13 @@ def check_slots(slots) -> None:
 
 
 def _make_lock_dir(lock_dir: Path) -> None:
+    """Create the claims folder if need be, and refuse it unless only this user can enter it."""
     try:
         lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except PermissionError as err:
         raise PermissionError(f"{lock_dir}: cannot create the GPU claims folder ({err.strerror}); "
-                              f"set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own") from None
+                              f"{LOCK_DIR_HINT}") from None
+    private_folder(lock_dir, LOCK_DIR_HINT)
 
 
 def _try_lock(path: Path) -> "int | None":

@@ -124,27 +124,68 @@ def test_the_socket_lives_in_a_folder_only_its_user_can_enter(private_runtime_di
     assert stat.S_IMODE(folder.st_mode) == 0o700
 
 
-def test_without_xdg_runtime_dir_the_folder_is_per_user_and_checked(tmp_path, monkeypatch):
+@pytest.fixture
+def no_runtime_dir(tmp_path, monkeypatch):
+    """No XDG_RUNTIME_DIR (cron, sudo, a container), a home in tmp_path and a temp folder of its own."""
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert userdir.user_dir() == tmp_path / f"epochbench-{os.getuid()}"
-    assert stat.S_IMODE((tmp_path / f"epochbench-{os.getuid()}").stat().st_mode) == 0o700
-    # What another user could have put there first: never used, and the error names it.
-    shutil.rmtree(tmp_path / f"epochbench-{os.getuid()}")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temp.mkdir(mode=0o1777)
+    temp.chmod(0o1777)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    return home, temp
+
+
+def test_without_xdg_runtime_dir_the_folder_is_the_users_own_and_checked(tmp_path, no_runtime_dir, monkeypatch):
+    home, temp = no_runtime_dir
+    assert userdir.user_dir() == home / ".cache" / "epochbench-run"
+    assert stat.S_IMODE((home / ".cache" / "epochbench-run").stat().st_mode) == 0o700
+    assert not list(temp.iterdir()), "a file in the shared temp folder"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert userdir.user_dir() == tmp_path / "cache" / "epochbench-run"
+    # What is there already must be a private folder of ours: never used otherwise, and the error names it.
+    folder = tmp_path / "cache" / "epochbench-run"
+    shutil.rmtree(folder)
     (tmp_path / "elsewhere").mkdir()
-    (tmp_path / f"epochbench-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
+    folder.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(PermissionError, match="symlink") as err:
         userdir.user_dir()
-    assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
-    (tmp_path / f"epochbench-{os.getuid()}").unlink()
-    (tmp_path / f"epochbench-{os.getuid()}").mkdir(mode=0o755)
-    (tmp_path / f"epochbench-{os.getuid()}").chmod(0o755)
+    assert str(folder) in str(err.value) and "\n" not in str(err.value)
+    folder.unlink()
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
     with pytest.raises(PermissionError, match="mode 0755"):
         userdir.user_dir()
     # Unreachable in that case, so the job runs in its own process and says why.
     code, out, log = run_probe(tmp_path, "unsafe")
     assert code == 0 and out.exists()
     assert "warm start unavailable" in log.read_text() and "mode 0755" in log.read_text()
+
+
+@as_root_only
+def test_a_folder_another_user_made_first_in_the_temp_folder_is_not_in_the_way(tmp_path, no_runtime_dir):
+    """Where /tmp/epochbench-<uid> was taken by someone else, the user's own cache folder serves instead."""
+    home, temp = no_runtime_dir
+    taken = temp / f"epochbench-{os.getuid()}"
+    taken.mkdir(mode=0o700)
+    os.chown(taken, NOBODY, NOBODY)
+    assert userdir.user_dir() == home / ".cache" / "epochbench-run"
+    claim = devices.claim_device(["gpu-x"], timeout=0)
+    claim.release()
+    assert (home / ".cache" / "epochbench-run" / "gpu-locks" / "gpu-x.lock").is_file()
+
+
+def test_without_a_home_of_its_own_the_folder_is_per_user_in_the_temp_folder(tmp_path, no_runtime_dir, monkeypatch):
+    """The last resort (a home that is missing, or another user's as under sudo): checked like any other."""
+    _, temp = no_runtime_dir
+    monkeypatch.setenv("HOME", "/nonexistent")
+    assert userdir.user_dir() == temp / f"epochbench-{os.getuid()}"
+    assert stat.S_IMODE((temp / f"epochbench-{os.getuid()}").stat().st_mode) == 0o700
+    (temp / f"epochbench-{os.getuid()}").chmod(0o777)
+    with pytest.raises(PermissionError, match="mode 0777"):
+        userdir.user_dir()
 
 
 def test_a_failing_job_returns_its_exit_code_and_logs_the_traceback(tmp_path):
@@ -695,7 +736,43 @@ def test_a_lock_folder_the_user_cannot_write_is_a_one_line_error(tmp_path):
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     assert code == 0, message
-    assert "\n" not in message and str(locks / "gpu-a.lock") in message and "EPOCHBENCH_GPU_LOCK_DIR" in message
+    assert "\n" not in message and message.startswith(f"{locks}: ") and "EPOCHBENCH_GPU_LOCK_DIR" in message
+
+
+@pytest.mark.parametrize("flaw", ["open to others", "a symlink", "another user's"])
+def test_a_lock_folder_override_must_be_private(tmp_path, monkeypatch, flaw):
+    locks = tmp_path / "locks"
+    if flaw == "a symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        locks.symlink_to(tmp_path / "elsewhere")
+    else:
+        locks.mkdir(mode=0o700)
+        if flaw == "open to others":
+            locks.chmod(0o777)
+        elif os.geteuid() == 0:
+            os.chown(locks, NOBODY, NOBODY)
+        else:
+            pytest.skip("needs root to give the folder to another user")
+    monkeypatch.setenv("EPOCHBENCH_GPU_LOCK_DIR", str(locks))
+    with pytest.raises(PermissionError) as err:
+        devices.claim_device(["gpu-x"], timeout=0)
+    assert str(err.value).startswith(f"{locks}: is ") and "\n" not in str(err.value)
+    assert str(err.value).endswith("; set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own")
+    assert not (locks / "gpu-x.lock").exists(), "a claim was taken in it"
+
+
+def test_a_symlinked_lock_file_is_not_followed(tmp_path):
+    """What a planted link would do: the pid written into the claim file would overwrite its target."""
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    (locks / "gpu-x.lock").symlink_to(target)
+    with pytest.raises(PermissionError) as err:
+        devices.claim_device(["gpu-x"], lock_dir=locks, timeout=0)
+    assert str(err.value) == (f"{locks / 'gpu-x.lock'}: cannot open the GPU claim file (a symlink, not followed); "
+                              f"set EPOCHBENCH_GPU_LOCK_DIR to a folder of your own")
+    assert target.read_text() == "keep me\n"
 
 
 def test_cpu_is_picked_without_claiming_anything(monkeypatch):
