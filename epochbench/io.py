@@ -1,9 +1,13 @@
 """Atomic file output: a killed job never leaves a half-written file that looks complete."""
 
+import errno
 import glob
+import hashlib
 import json
 import os
+import re
 import secrets
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,20 +19,65 @@ def atomic_path(path):
     The temporary file lives in the same folder so that the rename is atomic
     (same file system) and keeps the real suffix so that libraries which pick
     a format from the suffix (matplotlib, numpy) still do the right thing.
+    Its name is this writer's own (host, pid and a random part), so that two
+    writers of one target (two runs, or SLURM jobs on a shared file system)
+    never touch each other's. The file is flushed to disk before the rename, and
+    the rename after it: a crash just after a job ends loses none of its results.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temporary(path)
     try:
         yield Path(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    # A job killed mid-write (SIGKILL runs no cleanup) leaves its temporary file behind;
-    # the write that replaces it removes it. The temporary names have 8 random characters.
-    for stale in path.parent.glob(f".{glob.escape(path.stem)}.{'?' * 8}.tmp{glob.escape(path.suffix)}"):
-        stale.unlink(missing_ok=True)
+    _fsync(path.parent)
+    _remove_dead_writers_temporaries(path)
+
+
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a folder too: that makes a rename in it last
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno != errno.EINVAL:  # EINVAL: a file system that cannot sync this (nothing to wait for)
+            raise
+    finally:
+        os.close(fd)
+
+
+# This machine, in temporary names: a pid tells whether a writer still lives only on its own machine.
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _temporary_name(path: Path, pid: str, token: str) -> str:
+    return f".{path.stem}.{HOST}-{pid}-{token}.tmp{path.suffix}"
+
+
+def _remove_dead_writers_temporaries(path: Path) -> None:
+    """Remove what writers of `path` on this machine left when they were killed (SIGKILL runs no cleanup).
+
+    A live writer's file, or one of another machine's (whose pid means nothing
+    here), is left alone.
+    """
+    ours = re.compile(re.escape(f".{path.stem}.{HOST}-") + r"(\d+)-[0-9a-f]{8}" + re.escape(f".tmp{path.suffix}"))
+    for leftover in path.parent.glob(f".{glob.escape(path.stem)}.{HOST}-*.tmp{glob.escape(path.suffix)}"):
+        writer = ours.fullmatch(leftover.name)
+        if writer and not _alive(int(writer.group(1))):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def _create_temporary(path: Path) -> str:
@@ -40,7 +89,7 @@ def _create_temporary(path: Path) -> str:
     folder's default ACL) exactly as it does for open(path, "w").
     """
     while True:
-        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        tmp = path.parent / _temporary_name(path, str(os.getpid()), secrets.token_hex(4))
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
         except FileExistsError:
