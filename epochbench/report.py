@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from . import __version__, decisions, units
+from .redact import redact_credentials
 from .tables import cell_times, epochs_computed, rule_times
 from .warm import cuda_device_present
 
@@ -408,7 +409,7 @@ def build_context(
         architectures=list(config["architectures"]),
         dataset=config["dataset"]["name"],
         pretrained=config["pretrained"],
-        config_yaml=yaml.safe_dump(config, sort_keys=False),
+        config_yaml=yaml.safe_dump(redact_credentials(config), sort_keys=False),
         commit=commit,
         versions=package_versions(),
         hardware=hardware(),

@@ -60,6 +60,9 @@ def table_cells(page: str, table_id: str) -> list:
             for row in re.findall(r"<tr>(.*?)</tr>", body, re.DOTALL) if "<td>" in row]
 
 
+CREDENTIALS_URL = "https://reader:s3cret@mirror.example/data.tgz"
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """(page, summary, comparison, strategies, overfitting) of a report rendered from `finals_table`."""
@@ -67,7 +70,7 @@ def rendered(tmp_path_factory):
     decided = decisions.analyze(finals)
     summary = stats.summarize(finals)
     config = dict(experiment="units", max_epochs=3, architectures=["netA"], strategies=["fine_tune", "head_only"],
-                  dataset=dict(name="folder"), pretrained="imagenet", split="per_seed")
+                  dataset=dict(name="folder", url=CREDENTIALS_URL), pretrained="imagenet", split="per_seed")
     context = report.build_context(
         config=config, config_hash="abc", summary=summary, points=decided["overfitting"], finals=finals, figures=[],
         benchmark_files=[], workdir=tmp_path_factory.mktemp("checkout"),
@@ -260,3 +263,9 @@ def test_percent_ticks_take_the_decimals_the_spacing_needs():
     assert ticks.format_ticks([0.70, 0.72, 0.74]) == ["70%", "72%", "74%"]
     assert ticks.format_ticks([0.700, 0.705, 0.710]) == ["70.0%", "70.5%", "71.0%"]
     assert ticks.format_ticks([0.7, 0.7025]) == ["70.00%", "70.25%"]
+
+
+def test_the_config_dump_shows_no_credentials_of_a_url(rendered):
+    page = rendered[0]
+    assert "s3cret" not in page and "reader" not in page
+    assert "url: https://***@mirror.example/data.tgz" in html.unescape(page)
