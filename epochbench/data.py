@@ -140,6 +140,7 @@ def fashion_mnist_folder(path=None, url=None, cache_dir=None) -> Path:
         folder = FASHION_MNIST_DEBIAN
     else:
         from .downloads import download, locked
+        from .redact import redact_credentials
 
         base = (url or FASHION_MNIST_URL).rstrip("/") + "/"
         folder = Path(cache_dir or Path.home() / ".cache" / "epochbench" / "fashion-mnist")
@@ -150,8 +151,9 @@ def fashion_mnist_folder(path=None, url=None, cache_dir=None) -> Path:
                 if (folder / name).is_file():  # also what an older epochbench downloaded unchecked
                     check_fashion_mnist_file(folder / name, name, folder / name, "; delete it to download again")
                 else:
+                    shown = redact_credentials(base + name)  # messages end up in logs
                     download(base + name, folder / name,
-                             check=lambda tmp, name=name: check_fashion_mnist_file(tmp, name, base + name))
+                             check=lambda tmp, name=name, shown=shown: check_fashion_mnist_file(tmp, name, shown))
     for name in FASHION_MNIST_FILES:
         if not (folder / name).is_file():
             raise DataError(f"{folder / name}: Fashion-MNIST file missing")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .data import DataError
 from .io import atomic_path
+from .redact import redact_credentials
 
 DOWNLOAD_TIMEOUT = 60  # seconds without a byte before a download is given up
 
@@ -55,7 +56,7 @@ def download(url: str, dest, check=None) -> None:
             if check is not None:
                 check(tmp)
     except OSError as err:  # URLError and HTTPError are OSErrors
-        raise DataError(f"{url}: download failed ({getattr(err, 'reason', err)})") from None
+        raise DataError(f"{redact_credentials(url)}: download failed ({getattr(err, 'reason', err)})") from None
 
 
 def fetch_archive(url: str, sha256=None, base=None) -> Path:
@@ -69,6 +70,7 @@ def fetch_archive(url: str, sha256=None, base=None) -> Path:
     from fastdownload import FastDownload
     from fastdownload.core import urldest
 
+    shown = redact_credentials(url)  # for messages, which end up in logs
     fetcher = FastDownload(fastai_cfg() if base is None else None, module=fastai.data, base=base or "~/.fastai")
     fetcher.arch_path().mkdir(parents=True, exist_ok=True)
     archive = urldest(url, fetcher.arch_path())
@@ -81,11 +83,11 @@ def fetch_archive(url: str, sha256=None, base=None) -> Path:
         if sha256 is not None:
             actual = sha256_of(archive)
             if actual != sha256.lower():
-                raise DataError(f"dataset.url {url}: {archive} has SHA-256 {actual}, not dataset.sha256 {sha256}; "
+                raise DataError(f"dataset.url {shown}: {archive} has SHA-256 {actual}, not dataset.sha256 {sha256}; "
                                 f"not unpacked (delete it to download again)")
         if not data_dir.exists():
             data_dir.parent.mkdir(parents=True, exist_ok=True)
-            extract_archive(archive, data_dir, source=f"{archive} (from {url})")
+            extract_archive(archive, data_dir, source=f"{archive} (from {shown})")
     return data_dir
 
 

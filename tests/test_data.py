@@ -640,3 +640,10 @@ def test_dataset_sha256_is_checked_before_the_archive_is_unpacked(tmp_path, fast
     # Once unpacked, the archive is still checked against the digest the config names.
     with pytest.raises(DataError, match="not dataset.sha256"):
         data.prepare_dataset(dict(spec, sha256=wrong), 8, tmp_path / "out")
+
+
+def test_a_failed_download_names_its_url_without_credentials(tmp_path):
+    with pytest.raises(DataError) as err:
+        data.load_fashion_mnist(url="http://reader:s3cret@127.0.0.1:1/", cache_dir=tmp_path / "cache")
+    assert str(err.value).startswith(f"http://***@127.0.0.1:1/{data.FASHION_MNIST_FILES[0]}: download failed (")
+    assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
