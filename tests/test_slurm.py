@@ -44,7 +44,7 @@ def cluster_script(*args, env=None, root=(), timeout=120):
 
 @pytest.fixture(scope="module")
 def cluster():
-    """The SLURM_CONF of a one-node cluster started for these tests, stopped after them whatever happened."""
+    """The environment for a one-node cluster started for these tests, stopped after them whatever happened."""
     # As the test's own user and in its environment (sudo would drop SLURM_CONF): a host that runs or is
     # configured for SLURM is left alone, before anything is installed or written.
     check = cluster_script("check")
@@ -64,7 +64,9 @@ def cluster():
         if start.returncode == 4:  # SLURM appeared since the check: still not ours to touch
             pytest.skip(start.stderr.strip())
         assert start.returncode == 0, start.stdout + start.stderr
-        yield re.search(r"^conf: (.+)$", start.stdout, re.MULTILINE).group(1)
+        started = dict(re.findall(r"^(bin|conf): (.+)$", start.stdout, re.MULTILINE))
+        # An explicit SLURM_CONF, never the caller's; the cluster's srun first on the jobs' PATH (see cluster.sh).
+        yield dict(os.environ, SLURM_CONF=started["conf"], PATH=f"{started['bin']}{os.pathsep}{os.environ['PATH']}")
     finally:
         if state:  # start stops what it started when it fails; this covers a failure after it
             stop = cluster_script("stop", state.group(1), root=root)
@@ -92,7 +94,7 @@ trap 'exit 0' TERM
 while :; do sleep 0.1; done
 """
 FAKE_TOOLS = {"munged": FAKE_DAEMON, "slurmctld": FAKE_DAEMON, "slurmd": FAKE_DAEMON,
-              "mungekey": "#!/bin/sh\n", "scontrol": "#!/bin/sh\n", "sinfo": "#!/bin/sh\necho idle\n"}
+              "mungekey": "#!/bin/sh\n", "scontrol": "#!/bin/sh\n", "srun": "#!/bin/sh\n", "sinfo": "#!/bin/sh\necho idle\n"}
 
 
 def script_env(tmp_path, **extra) -> dict:
@@ -197,10 +199,12 @@ def test_cluster_script_starts_in_a_fresh_private_folder_and_stop_removes_it(tmp
         folder = os.lstat(state)
         assert stat.S_ISDIR(folder.st_mode) and folder.st_uid == os.getuid() and stat.S_IMODE(folder.st_mode) == 0o711
         assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in state.iterdir() if path.is_dir()} == {
-            "spool": 0o755, "run": 0o755, "state": 0o700, "log": 0o700, "munge": 0o700}
+            "spool": 0o755, "run": 0o755, "bin": 0o755, "state": 0o700, "log": 0o700, "munge": 0o700}
         conf = (state / "slurm.conf").read_text()
         assert conf.startswith(MARKER + "\n") and f"AuthInfo=socket={state}/run/munge.socket" in conf
-        assert start.stdout.splitlines()[-1] == f"conf: {state}/slurm.conf"
+        assert start.stdout.splitlines()[-2:] == [f"bin: {state}/bin", f"conf: {state}/slurm.conf"]
+        assert (state / "bin" / "srun").read_text() == (f"#!/bin/sh\nSLURM_CONF={state}/slurm.conf exec "
+                                                        f"{tmp_path / 'fakes' / 'srun'} \"$@\"\n")
         assert len(pids) == 3 and all(alive(pid) for pid in pids)
         stop = cluster_script("stop", str(state), env=env)
         assert stop.returncode == 0, stop.stderr
@@ -273,14 +277,9 @@ def test_cluster_script_stop_touches_no_folder_start_did_not_make(tmp_path, flaw
         end(daemon)
 
 
-def on_cluster(conf) -> dict:
-    """The environment of a command meant for the test cluster: its config, never the caller's SLURM_CONF."""
-    return dict(os.environ, SLURM_CONF=conf)
-
-
 def test_ci_sweep_through_sbatch_matches_a_local_run(cluster, finished_run, tmp_path):
     start = time.monotonic()
-    result = subprocess.run(slurm_command(tmp_path), env=on_cluster(cluster), capture_output=True, text=True,
+    result = subprocess.run(slurm_command(tmp_path), env=cluster, capture_output=True, text=True,
                             timeout=1500)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
@@ -309,7 +308,7 @@ def test_ci_sweep_through_sbatch_matches_a_local_run(cluster, finished_run, tmp_
 
 
 def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_path):
-    run = subprocess.Popen(slurm_command(tmp_path, "--retries", "0"), env=on_cluster(cluster),
+    run = subprocess.Popen(slurm_command(tmp_path, "--retries", "0"), env=cluster,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []  # snakemake's output so far: which jobs are this run's
     reader = threading.Thread(target=lambda: lines.extend(run.stdout), daemon=True)
@@ -318,13 +317,13 @@ def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_pat
     deadline = time.monotonic() + 600
     while killed is None and time.monotonic() < deadline and run.poll() is None:
         ours = set(re.findall(r"submitted with SLURM jobid (\d+)", "".join(lines)))
-        running = subprocess.run(["squeue", "--me", "-h", "-t", "RUNNING", "-o", "%i %k"], env=on_cluster(cluster),
+        running = subprocess.run(["squeue", "--me", "-h", "-t", "RUNNING", "-o", "%i %k"], env=cluster,
                                  capture_output=True, text=True)
         for line in running.stdout.splitlines():
             job_id, comment = line.split(" ", 1)
             if job_id in ours and "train" in comment:  # train or pretrain
                 # What SLURM does to a job past its time limit; this run's job, by its id, and no other.
-                subprocess.run(["scancel", job_id], env=on_cluster(cluster), check=True)
+                subprocess.run(["scancel", job_id], env=cluster, check=True)
                 killed = job_id
                 break
         time.sleep(1)
@@ -335,7 +334,7 @@ def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_pat
     assert run.returncode != 0
     assert killed in output and re.search(r"Error in rule (pretrain|train)", output), output[-4000:]
 
-    rerun = subprocess.run(slurm_command(tmp_path), env=on_cluster(cluster), capture_output=True, text=True)
+    rerun = subprocess.run(slurm_command(tmp_path), env=cluster, capture_output=True, text=True)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
     assert (tmp_path / "reports" / "ci" / "index.html").is_file()
 

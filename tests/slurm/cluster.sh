@@ -3,14 +3,16 @@
 #   tests/slurm/cluster.sh check        exit 4 with one line if this host runs or is configured for SLURM
 #   tests/slurm/cluster.sh install      Debian's slurm-wlm and munge (needs root and apt-get)
 #   tests/slurm/cluster.sh start        start munged, slurmctld and slurmd in a fresh private folder and wait
-#                                       for the node; prints "state: DIR" first and "conf: DIR/slurm.conf" last
+#                                       for the node; prints "state: DIR" first, then "bin: DIR/bin" and
+#                                       "conf: DIR/slurm.conf" last
 #   tests/slurm/cluster.sh stop DIR     stop the daemons that `start` started in DIR, then remove DIR
 #
 # It runs as root, so it must not be steered by anyone else, nor disturb a real SLURM:
 # - Everything it writes (config, munge key and socket, spool, state, logs, pid records) is in
 #   a folder `mktemp -d` makes, owned by root and writable by root alone; nothing under /etc or
 #   /run. Clients find the cluster through SLURM_CONF=DIR/slurm.conf, which sbatch passes on to
-#   the jobs (--export=ALL).
+#   the jobs (--export=ALL). Snakemake's jobstep plugin drops every SLURM_* variable before its
+#   nested `srun`, so DIR/bin (first on the jobs' PATH) holds an srun that sets it again.
 # - Before it writes anything it refuses (exit 4, one line) where SLURM runs or is configured:
 #   a running slurmctld, slurmd or slurmdbd, SLURM_CONF set, a slurm.conf in a standard place,
 #   or a configless node's cached config.
@@ -108,7 +110,7 @@ stop_all() {  # stop what `start` started in $STATE, then remove what it wrote t
         rm -f "$STATE/$name.started"
     done
     # Only the names `start` creates: never a recursive removal of whatever folder was named.
-    rm -rf "$STATE"/{spool,state,log,munge,run}
+    rm -rf "$STATE"/{spool,state,log,munge,run,bin}
     rm -f "$STATE/slurm.conf"
     rmdir "$STATE"
 }
@@ -140,7 +142,7 @@ start)
     # Others may pass through (a job submitted through sudo runs as its user, and reads the
     # config, the munge socket and its script in the spool) but neither list nor write.
     chmod 711 "$STATE"
-    mkdir -m 755 "$STATE"/{spool,run}
+    mkdir -m 755 "$STATE"/{spool,run,bin}
     mkdir -m 700 "$STATE"/{state,log,munge}
     CONF=$STATE/slurm.conf
     export SLURM_CONF=$CONF
@@ -174,6 +176,9 @@ NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
     chmod 644 "$CONF"
+    srun=$(command -v srun)
+    printf '#!/bin/sh\nSLURM_CONF=%s exec %s "$@"\n' "$CONF" "$srun" > "$STATE/bin/srun"
+    chmod 755 "$STATE/bin/srun"
     mungekey --create --keyfile "$STATE/munge/munge.key"
     launch munged munged --foreground --force --socket "$STATE/run/munge.socket" --key-file "$STATE/munge/munge.key" \
         --pid-file "$STATE/munge/munged.pid" --log-file "$STATE/log/munged.log" --seed-file "$STATE/munge/munged.seed"
@@ -186,6 +191,7 @@ CONF
         done
         if sinfo -h -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
             trap - EXIT
+            echo "bin: $STATE/bin"
             echo "conf: $CONF"
             exit 0
         fi
