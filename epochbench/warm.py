@@ -18,8 +18,9 @@ Kept deliberately narrow, and never in the way:
   (`epochbench.userdir`), the server serves only clients of its own uid and
   the client talks only to a server of its own uid (`SO_PEERCRED`, checked on
   both ends), since every request carries the job's environment.
-- The socket's name carries a digest of the interpreter and of epochbench's
-  own source files, so an edited package never runs in an old server.
+- The socket's name carries a digest of the interpreter, PYTHONPATH and
+  epochbench's own source files, so an edited package never runs in an old
+  server, nor a job in one that imports from elsewhere.
 - What a fork cannot take on from the job is compared instead: a job whose
   group, supplementary groups or resource limits differ from the server's is
   refused, and runs in its own process, as it would have without the server.
@@ -104,8 +105,11 @@ def enabled(device: str) -> bool:
 
 
 def server_key() -> str:
-    """A digest of the interpreter and epochbench's sources: a changed package gets a new server."""
-    digest = hashlib.sha256(sys.executable.encode())
+    """A digest of the interpreter, its module search path and epochbench's sources: a changed one gets a new server.
+
+    The server's sys.path is fixed when it starts: a job with another PYTHONPATH must not import from the first's.
+    """
+    digest = hashlib.sha256(sys.executable.encode() + b"\0" + os.environ.get("PYTHONPATH", "").encode())
     for path in sorted(PACKAGE_DIR.glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]

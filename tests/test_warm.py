@@ -326,6 +326,16 @@ def test_a_stopped_server_sends_the_job_to_its_own_process_after_a_bounded_wait(
     assert (tmp_path / "waited.runs").read_text().split() == [str(job)], "the job ran twice"
 
 
+def test_a_job_with_another_pythonpath_gets_a_server_of_its_own(monkeypatch):
+    """The server's sys.path is the one it started with: jobs that search elsewhere must not share it."""
+    monkeypatch.setenv("PYTHONPATH", "/one")
+    one = warm.socket_path()
+    monkeypatch.setenv("PYTHONPATH", "/other")
+    assert warm.socket_path() != one
+    monkeypatch.setenv("PYTHONPATH", "/one")
+    assert warm.socket_path() == one
+
+
 def test_the_server_imports_nothing_from_the_jobs_folder(tmp_path, monkeypatch):
     """A module in the job's folder named like one the server imports must not run inside the server."""
     stop_server()
