@@ -144,36 +144,65 @@ def split_sentences(config, data_meta) -> str:
     return text
 
 
-def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None) -> dict:
+def limits(point: pd.Series, budget: dict) -> str:
+    """What k replicates cannot tell under this report's budget: the fewest replicates each kind of claim needs."""
+    k = int(point["replicates"])
+    if k < 2:
+        return ("One replicate gives no interval and no verdict: nothing here can say whether one n is better than "
+                "another, only which had the higher accuracy this once.")
+    needed = decisions.replicates_needed(budget)
+    short = {kind: kinds for kind, kinds in needed.items() if kinds > k and not kind.startswith("strategy")}
+    if not short:
+        return ""
+    names = {"overfits": "a decline by N", "worse": "'worse'", "equivalent": "'equivalent'"}
+    listed = ", ".join(f"{names[kind]} at least {kinds}" for kind, kinds in short.items())
+    return (f"With {k} replicates some claims are out of reach whatever the data: an exact sign-flip test over "
+            f"{k} replicates cannot give p below 1/2^{k} = {2.0**-k:.3g}, under this report's budget for each "
+            f"kind of claim. To be possible at all, {listed} replicates are needed.")
+
+
+def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None, budget: dict = None) -> dict:
     """One architecture's answer box, from its rows of overfitting.csv and comparison.csv.
 
-    `data_meta` (the target's meta.json) says what the intervals are over (`what_varied`).
+    `data_meta` (the target's meta.json) says what the intervals are over (`what_varied`);
+    `budget` is the report's split of its false-claim budget (decisions.error_budget).
     """
+    budget = budget or decisions.error_budget()
     chosen, best_n, max_n, k = int(point["chosen_n"]), int(point["best_n"]), int(point["max_n"]), int(point["replicates"])
     rows = comparison[comparison["architecture"] == point["architecture"]].sort_values("n")
     within = ""
     if pd.notna(point.get("within_run_best_epoch")):
         within = (f"A single long run, fine_tune({max_n}), read epoch by epoch, has its highest mean validation "
                   f"accuracy at epoch {int(point['within_run_best_epoch'])}; the n-sweep's highest mean is at n = {best_n}.")
-    floor = decisions.smallest_sign_flip_p(k)
-    exact = (f"With {k} replicates an exact sign-flip test cannot reach p < 0.05 at all (its smallest p is {floor:.3g})."
-             if floor >= 0.05 else "")
+    margin = config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)
+    if pd.isna(point["selection_optimism"]):
+        optimism = ("Selection optimism is not measured with fewer than 4 replicates (it needs two halves of at least "
+                    "two).")
+    else:
+        optimism = (f"Selection optimism, cross-fitted: picked on half of the replicates, the best n's validation "
+                    f"accuracy there was {units.points(point['selection_optimism'])} against the same n on the "
+                    f"other half (mean over {int(point['selection_optimism_splits'])} splits into halves); reading a "
+                    f"best n's validation accuracy as its result overstates it by about that much, a little less for "
+                    f"a pick on all {k}. The test accuracy above is free of it.")
+    shown = rows["p_best"].notna().all()
     return dict(
         architecture=point["architecture"], chosen_n=chosen, best_n=best_n,
         test=pct(point["chosen_test_accuracy"]),
         test_ci=units.percent_range(point["chosen_test_ci_low"], point["chosen_test_ci_high"]),
-        varied=f"95% t-interval {what_varied(config, data_meta)}, {k} replicates",
-        decline=decisions.decline_clause(point) + ".", within=within, exact=exact,
-        per_n="; ".join(decisions.per_n_clauses(point, comparison,
-                                                config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN))) + ".",
+        varied=(f"95% t-interval {what_varied(config, data_meta)}, {k} replicates" if k > 1 else
+                "one replicate, no interval"),
+        decline=decisions.decline_clause(point) + ".", within=within, exact=limits(point, budget),
+        per_n="; ".join(decisions.per_n_clauses(point, comparison, margin, budget)) + ".",
         rule=(f"n = {chosen} is the smallest n whose mean validation accuracy is within one standard error (of the "
-              f"paired difference) of the highest mean, at n = {best_n}."),
-        optimism=(f"Selection optimism: the best n's validation-test gap exceeds the average gap over n by "
-                  f"{units.points(point['selection_optimism'])} (95% CI "
-                  f"{units.points_range(point['selection_optimism_ci_low'], point['selection_optimism_ci_high'])}): "
-                  f"what reading the best n's validation accuracy as its result would overstate."),
-        # Bar heights in rem (2.5rem for P = 1): the template only lays them out.
-        p_best=[dict(n=int(r.n), p=f"{r.p_best:.2f}", height=f"{2.5 * r.p_best:.2f}") for r in rows.itertuples()],
+              f"paired difference) of the highest mean, at n = {best_n}." if k > 1 else
+              f"n = {chosen} had the highest validation accuracy in the one replicate."),
+        optimism=optimism,
+        # Bar heights in rem (2.5rem for a share of 1): the template only lays them out.
+        p_best=[dict(n=int(r.n), p=f"{r.p_best:.2f}", height=f"{2.5 * r.p_best:.2f}") for r in rows.itertuples()]
+        if shown else [],
+        p_best_note=("" if shown else
+                     f"Shares of resamples with the highest mean are shown from {decisions.P_BEST_MIN_REPLICATES} "
+                     f"replicates: {k} give too few distinct resamples."),
     )
 
 
@@ -303,10 +332,14 @@ def strategy_rows(strategies: pd.DataFrame) -> list:
         dict(strategy=r.strategy, architecture=r.architecture, n=int(r.n), replicates=int(r.replicates),
              mean=units.percent(r["mean"]), fine_tune=units.percent(r.fine_tune_mean),
              diff=units.points(r.difference),
-             diff_ci=units.points_range(r.diff_ci_low, r.diff_ci_high), p=f"{r.p_value_holm:.3g}",
-             verdict=STRATEGY_WORDS[r.verdict])
+             diff_ci=units.points_range(r.diff_ci_low, r.diff_ci_high), p=p_text(r.p_value),
+             p_equivalence=p_text(r.p_equivalence), verdict=STRATEGY_WORDS[r.verdict])
         for _, r in strategies.iterrows()
     ]
+
+
+def p_text(p) -> str:
+    return "–" if pd.isna(p) else f"{p:.3g}"
 
 
 STRATEGY_WORDS = {"better": "better than fine_tune", "worse": "worse than fine_tune",
@@ -315,16 +348,17 @@ STRATEGY_QUESTIONS = {"from_scratch": "pretrained body vs random init, same epoc
                       "head_only": "does unfreezing the body help?"}
 
 
-def strategy_answers(strategies: pd.DataFrame, margin: float) -> list:
-    """One sentence per (strategy, architecture): at how many n each verdict holds."""
+def strategy_answers(strategies: pd.DataFrame, margin: float, budget: dict) -> list:
+    """One sentence per (strategy, architecture): at how many n each verdict holds, and by which test."""
     sentences = []
     for (strategy, arch), rows in strategies.groupby(["strategy", "architecture"], sort=False):
         counts = rows["verdict"].value_counts()
         parts = [f"{STRATEGY_WORDS[v]} at {counts[v]} of {len(rows)} n" for v in decisions.STRATEGY_VERDICTS
                  if v in counts]
         sentences.append(f"{arch}, {strategy} ({STRATEGY_QUESTIONS.get(strategy, strategy)}): " + ", ".join(parts)
-                         + f" (test accuracy, paired t-test Holm-adjusted over the whole table; equivalent means "
-                         f"within {units.margin(margin)} by TOST).")
+                         + f" (test accuracy; {decisions.METHOD} over the whole table, adjusted p < "
+                         f"{budget['strategy_difference']:.3g}; equivalent means within {units.margin(margin)} by two "
+                         f"one-sided tests, adjusted p < {budget['strategy_equivalent']:.3g}).")
     return sentences
 
 
@@ -339,6 +373,38 @@ def early_stopping_rows(table: pd.DataFrame) -> list:
 
 VERDICT_WORDS = {"best": "highest mean", "worse": "worse", "equivalent": "equivalent",
                  "unresolved": "not resolved"}
+
+
+def verdict_words(r) -> str:
+    """'worse than n = 6 (decline test)', 'equivalent', ...: a comparison row's verdict as the sentences put it."""
+    if r.verdict != "worse":
+        return VERDICT_WORDS[r.verdict]
+    test = "decline test" if r.decided_by == "decline" else "all pairs"
+    return f"worse than n = {int(r.worse_than_n)} ({test})"
+
+
+def comparison_row(r) -> dict:
+    """One row of comparison.csv as the report's table shows it."""
+    return dict(architecture=r.architecture, n=int(r.n), replicates=int(r.replicates), mean=units.percent(r["mean"]),
+                ci=units.percent_range(r.ci_low, r.ci_high),
+                diff="–" if r.verdict == "best" else units.points(r.difference), p=p_text(r.p_worse),
+                p_decline=p_text(r.p_above_max_n), p_flip=p_text(r.p_sign_flip),
+                p_equivalence=p_text(r.p_equivalence), p_best="–" if pd.isna(r.p_best) else f"{r.p_best:.2f}",
+                verdict=verdict_words(r))
+
+
+BUDGET_WORDS = {"overfits": "accuracy falls by N (overfits)", "worse": "n is worse than the best n",
+                "equivalent": "n is equivalent to the best n", "strategy_difference": "a strategy is better or worse",
+                "strategy_equivalent": "a strategy is equivalent"}
+
+
+def budget_context(budget: dict, replicates: int) -> dict:
+    """The report's split of its one 5% false-claim budget, with the fewest replicates each claim needs at all."""
+    needed = decisions.replicates_needed(budget)
+    return dict(alpha=f"{sum(budget.values()):.3g}",
+                rows=[dict(claim=BUDGET_WORDS[kind], alpha=f"{alpha:.3g}", needed=needed[kind],
+                           possible="yes" if replicates >= needed[kind] else "no")
+                      for kind, alpha in budget.items()])
 
 
 def data_notes(config) -> list:
@@ -375,7 +441,10 @@ def build_context(
     """Everything the template shows, as strings and lists of rows."""
     summary_rows = [summary_row(r) for _, r in summary.iterrows()]
     commit = git_commit(workdir)
-    answers = [answer(p, comparison, config, data_meta) for _, p in points.iterrows()]
+    margin = config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)
+    # The same split of the one false-claim budget as analyze() made: the strategies take a share where present.
+    budget = decisions.error_budget(with_strategies=not strategies.empty)
+    answers = [answer(p, comparison, config, data_meta, budget) for _, p in points.iterrows()]
     figure_rows = [
         dict(name=Path(f).stem, src=inline_png(f), caption=caption(Path(f).stem, config["experiment"], config_hash))
         for f in figures
@@ -386,20 +455,12 @@ def build_context(
         answers=answers,
         figures=figure_rows,
         summary=summary_rows,
-        comparison=[
-            dict(architecture=r.architecture, n=int(r.n), replicates=int(r.replicates), mean=units.percent(r["mean"]),
-                 ci=units.percent_range(r.ci_low, r.ci_high),
-                 diff="–" if r.verdict == "best" else units.points(r.difference),
-                 p="–" if pd.isna(r.p_value_holm) else f"{r.p_value_holm:.3g}",
-                 p_flip="–" if pd.isna(r.p_sign_flip) else f"{r.p_sign_flip:.3g}",
-                 p_equivalence="–" if pd.isna(r.p_equivalence_holm) else f"{r.p_equivalence_holm:.3g}",
-                 p_best=f"{r.p_best:.2f}", verdict=VERDICT_WORDS[r.verdict])
-            for _, r in comparison.iterrows()
-        ],
-        margin=units.margin(config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)),
+        comparison=[comparison_row(r) for r in comparison.itertuples()],
+        margin=units.margin(margin),
+        budget=budget_context(budget, int(points["replicates"].min()) if len(points) else 0),
         varied=what_varied(config, data_meta),
         strategies=strategy_rows(strategies),
-        strategy_answers=strategy_answers(strategies, config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)),
+        strategy_answers=strategy_answers(strategies, margin, budget),
         strategy_names=list(config["strategies"]),
         early_stopping=early_stopping_rows(early_stopping),
         cite=citation_block(citation, config["experiment"], config_hash, commit),
