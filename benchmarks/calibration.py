@@ -1,18 +1,17 @@
 """False-claim rates and power of the report's decision rules, beside the rules they replaced.
 
-    python benchmarks/calibration.py [REPORTS] [OLD_REPORTS]
+    python benchmarks/calibration.py [REPORTS]
 
 writes benchmarks/results/calibration.csv: for every setting, the share of
 simulated reports that makes any false claim (where nothing differs, or at
 the equivalence margin) or that finds a real decline (power), with its
-Monte-Carlo standard error. REPORTS (default 2000) per setting for this
-report's rules, through `epochbench.simulation` (the same step-down
+Monte-Carlo standard error, on REPORTS (default 2000) reports per setting:
+for this report's rules through `epochbench.simulation` (the same step-down
 functions as `decisions.analyze`, which tests/test_decisions.py checks
-verdict by verdict); OLD_REPORTS (default 1000) for the paired t-tests with
-Holm of commit BEFORE, read from git history and run through its own
-compare_epochs / overfits / compare_strategies. The tests assert bounds on
-fewer reports; this script records the rates for the README. About 90
-minutes on 2 CPU cores.
+verdict by verdict), and for the paired t-tests with Holm of commit BEFORE,
+vectorised here and checked first against BEFORE's own code, read from git
+history. The tests assert bounds on fewer reports; this script records the
+rates for the README.
 """
 
 import importlib.util
@@ -22,8 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import itertools
+
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -74,50 +76,121 @@ def simulate(seed, shape, truth, reports, k, strategy_truth=None):
     return valid, test
 
 
-def this_rules(valid, truth, test=None, strategy_truth=None) -> dict:
+def this_rules(valid, truth, test=None, strategy_truth=None) -> dict:  # noqa: D103
     return simulation.report_claims(valid, truth, test, strategy_truth)
 
 
-def old_rules(old, valid, truth, test=None, strategy_truth=None, margin=0.01) -> dict:
-    """The same counts for the old rules, report by report through its own functions."""
+def holm(p) -> np.ndarray:
+    """Holm-adjusted p along the last axis (NaN takes no share), as the old rules' decisions.holm."""
+    p = np.asarray(p, float)
+    finite = np.isfinite(p)
+    order = np.argsort(np.where(finite, p, np.inf), axis=-1, kind="stable")
+    ranked = np.take_along_axis(np.where(finite, p, np.inf), order, axis=-1)
+    steps = finite.sum(axis=-1, keepdims=True) - np.arange(p.shape[-1])
+    adjusted = np.minimum(np.maximum.accumulate(ranked * np.maximum(steps, 1), axis=-1), 1.0)
+    out = np.empty_like(adjusted)
+    np.put_along_axis(out, order, adjusted, axis=-1)
+    return np.where(finite, out, np.nan)
+
+
+def t_p(differences, popmean=0.0, alternative="two-sided") -> np.ndarray:
+    """The old rules' t_test_p: a one-sample t-test per row, NaN where the spread is exactly zero."""
+    with np.errstate(all="ignore"):
+        p = stats.ttest_1samp(differences, popmean, axis=-1, alternative=alternative).pvalue
+        spread = np.std(differences, axis=-1, ddof=1)
+    return np.where(spread > 0, p, np.nan)
+
+
+def old_rules(valid, truth, test=None, strategy_truth=None, margin=0.01, alpha=0.05) -> dict:
+    """The rules of BEFORE on a batch of reports, vectorised (checked against its own code by `check_old_rules`).
+
+    Paired t-tests; "worse": every pair of n of every architecture, Holm, at alpha / 2 (and n = N when the
+    best is resolved above it); "overfits": one-sided tests of n < N against N, Holm over every architecture's,
+    at alpha / 2; "equivalent": TOST against the best, Holm, at alpha; strategies: t-test and TOST over the
+    table, Holm, at alpha each.
+    """
+    reports, archs, k, size = valid.shape
     truth = np.asarray(truth, float) / 100
-    false_claim, overfits = [], []
-    for r in range(len(valid)):
-        tables = {f"a{a}": pd.DataFrame(valid[r, a], columns=range(1, valid.shape[-1] + 1))
-                  for a in range(valid.shape[1])}
-        compared = old.compare_epochs(tables, margin)
-        found = old.overfits(compared)
-        false = False
-        for a, (arch, rows) in enumerate(compared.groupby("architecture", sort=False)):
-            rows = rows.reset_index(drop=True)
-            best = int(np.flatnonzero(rows["verdict"] == "best")[0])
-            worse = rows.index[rows["verdict"] == "worse"]
-            false |= bool((truth[a, worse] >= truth[a, best] - 1e-12).any())
-            equivalent = rows.index[rows["verdict"] == "equivalent"]
-            false |= bool((np.abs(truth[a, equivalent] - truth[a, best]) >= margin * 100 - 1e-9).any())
-            source = int(found.loc[arch, "decline_from_n"]) - 1
-            false |= bool(found.loc[arch, "overfits"]) and truth[a, source] <= truth[a, -1] + 1e-12
-        overfits.append(found["overfits"].to_numpy())
-        if test is not None:
-            rows = []
-            for a in range(test.shape[1]):
-                for s, strategy in enumerate(STRATEGIES):
-                    for seed in range(test.shape[3]):
-                        for n in range(test.shape[4]):
-                            rows.append(dict(architecture=f"a{a}", strategy=strategy, seed=seed, n=n + 1,
-                                             test_accuracy=test[r, a, s, seed, n]))
-            table = old.compare_strategies(pd.DataFrame(rows), margin)
-            for row in table.itertuples():
-                a, s = int(row.architecture[1:]), STRATEGIES.index(row.strategy)
-                difference = (strategy_truth[a, s, row.n - 1] - strategy_truth[a, 0, row.n - 1]) / 100
-                false |= ((row.verdict == "better" and difference <= 0) or (row.verdict == "worse" and difference >= 0)
-                          or (row.verdict == "equivalent" and abs(difference) >= margin - 1e-12))
-        false_claim.append(false)
-    return dict(false_claim=np.array(false_claim), overfits=np.array(overfits))
+    means = valid.mean(axis=2)
+    best = means.argmax(axis=2)
+    first, second = np.array(list(itertools.combinations(range(size), 2))).T
+    pair_holm = holm(t_p(np.swapaxes(valid[..., first] - valid[..., second], -1, -2)).reshape(reports, -1))
+    pair_holm = pair_holm.reshape(reports, archs, len(first))
+    index = np.full((size, size), 0)
+    index[first, second] = index[second, first] = np.arange(len(first))
+    p_worse = np.take_along_axis(pair_holm, index[best[..., None], np.arange(size)], axis=2)
+    decline = holm(t_p(np.swapaxes(valid[..., :-1] - valid[..., -1:], -1, -2), 0.0, "greater").reshape(reports, -1))
+    decline = decline.reshape(reports, archs, size - 1)
+    others = np.array([[[i for i in range(size) if i != b] for b in row] for row in best])
+    to_best = np.swapaxes(np.take_along_axis(valid, others[:, :, None, :], axis=3)
+                          - np.take_along_axis(valid, best[:, :, None, None], axis=3), -1, -2)
+    tost = np.maximum(t_p(to_best, -margin, "greater"), t_p(to_best, margin, "less"))
+    tost = holm(tost.reshape(reports, -1)).reshape(reports, archs, size - 1)
+    p_equivalence = np.full((reports, archs, size), np.nan)
+    np.put_along_axis(p_equivalence, others, tost, axis=2)
+    is_best = np.arange(size) == best[..., None]
+    difference = means - np.take_along_axis(means, best[..., None], axis=2)
+    best_above = np.take_along_axis(np.concatenate([decline, np.full((reports, archs, 1), np.nan)], axis=2),
+                                    best[..., None], axis=2)[..., 0]
+    worse = ~is_best & (p_worse < alpha / 2) & (difference < 0)
+    worse[..., -1] |= ~is_best[..., -1] & (best_above < alpha / 2) & (difference[..., -1] < 0)
+    equivalent = ~is_best & ~worse & (p_equivalence < alpha)
+    overfits = np.nanmin(np.where(np.isnan(decline), np.inf, decline), axis=2) < alpha / 2
+    source = np.argmin(np.where(np.isnan(decline), np.inf, decline), axis=2)
+    true_means = np.broadcast_to(truth, means.shape)
+    true_best = np.take_along_axis(true_means, best[..., None], axis=2)
+    false = (worse & (true_means >= true_best - 1e-12)).any(axis=(1, 2))
+    false |= (equivalent & (np.abs(true_means - true_best) >= margin - 1e-12)).any(axis=(1, 2))
+    source_truth = np.take_along_axis(true_means, source[..., None], axis=2)[..., 0]
+    false |= (overfits & (source_truth <= true_means[..., -1] + 1e-12)).any(axis=1)
+    if test is not None:
+        differences = np.swapaxes(test[:, :, 1:] - test[:, :, :1], -1, -2)  # (reports, archs, strategies-1, N, k)
+        differences = np.moveaxis(differences, 1, 2).reshape(reports, -1, k)
+        p = holm(t_p(differences))
+        tost = holm(np.maximum(t_p(differences, -margin, "greater"), t_p(differences, margin, "less")))
+        mean = differences.mean(axis=-1)
+        truth_difference = np.moveaxis((np.asarray(strategy_truth) / 100)[:, 1:] - (np.asarray(strategy_truth) / 100)[:, :1],
+                                       0, 1).reshape(-1)
+        resolved = p < alpha
+        strategy_verdict = np.select([resolved & (mean > 0), resolved, tost < alpha], [0, 1, 2], 3)
+        false |= (((strategy_verdict == 0) & (truth_difference <= 1e-12))
+                  | ((strategy_verdict == 1) & (truth_difference >= -1e-12))
+                  | ((strategy_verdict == 2) & (np.abs(truth_difference) >= margin - 1e-12))).any(axis=1)
+    return dict(false_claim=false, overfits=overfits, verdict=np.select([is_best, worse, equivalent], [0, 1, 2], 3),
+                **({} if test is None else dict(strategy_verdict=strategy_verdict)))
 
 
-def main(reports: int = 2000, old_reports: int = 1000) -> pd.DataFrame:
+def check_old_rules(old, rng, reports: int = 30) -> int:
+    """Reports on which `old_rules` and BEFORE's own compare_epochs / overfits disagree (0 expected)."""
+    truth = np.array([[0, 0, 0, 0, -1.0, -2.0], [-2.0, 0, 0, 0, 0, 0]])
+    strategy_truth = np.stack([truth, truth - 3, truth + 0.5], axis=1)
+    valid = simulation.accuracies(rng, "whole_images", truth, reports, 5)
+    test = simulation.accuracies(rng, "whole_images", strategy_truth, reports, 5)
+    vectorised = old_rules(valid, truth, test, strategy_truth)
+    disagreements = 0
+    for r in range(reports):
+        finals = pd.DataFrame([dict(architecture=f"a{a}", strategy=strategy, seed=seed, n=n + 1,
+                                    test_accuracy=test[r, a, s, seed, n])
+                               for a in range(2) for s, strategy in enumerate(STRATEGIES) for seed in range(5)
+                               for n in range(6)])
+        strategy_verdicts = old.compare_strategies(finals)["verdict"].map(
+            {"better": 0, "worse": 1, "equivalent": 2, "unresolved": 3}).to_numpy()
+        disagreements += not np.array_equal(strategy_verdicts, vectorised["strategy_verdict"][r])
+        tables = {f"a{a}": pd.DataFrame(valid[r, a], columns=range(1, 7)) for a in range(2)}
+        compared = old.compare_epochs(tables)
+        verdicts = compared["verdict"].map({"best": 0, "worse": 1, "equivalent": 2, "unresolved": 3}).to_numpy()
+        found = old.overfits(compared)["overfits"].to_numpy()
+        disagreements += not (np.array_equal(verdicts, vectorised["verdict"][r].ravel())
+                              and np.array_equal(found, vectorised["overfits"][r]))
+    return disagreements
+
+
+def main(reports: int = 2000) -> pd.DataFrame:
+    old_reports = reports
     old = old_module()
+    disagreements = check_old_rules(old, np.random.default_rng(1))
+    if disagreements:
+        raise SystemExit(f"the vectorised old rules disagree with {BEFORE}'s code on {disagreements} of 30 reports")
     rows = []
 
     def record(rule, setting, claim, hits, count, **where):
@@ -134,7 +207,7 @@ def main(reports: int = 2000, old_reports: int = 1000) -> pd.DataFrame:
                 valid, _ = simulate(seed, shape, truth, reports, k)
                 record(THIS, "null", "any false claim", this_rules(valid, truth)["false_claim"], reports, **where)
                 valid, _ = simulate(seed, shape, truth, old_reports, k)
-                record(OLD, "null", "any false claim", old_rules(old, valid, truth)["false_claim"], old_reports,
+                record(OLD, "null", "any false claim", old_rules(valid, truth)["false_claim"], old_reports,
                        **where)
             # Two architectures and both baselines in one report, N = 6: the whole family.
             seed += 1
@@ -143,11 +216,9 @@ def main(reports: int = 2000, old_reports: int = 1000) -> pd.DataFrame:
             valid, test = simulate(seed, shape, strategy_truth, reports, k, strategy_truth)
             record(THIS, "null", "any false claim", this_rules(valid[:, :, 0], truth, test, strategy_truth)["false_claim"],
                    reports, **where)
-            if k in (5, 8):
-                valid, test = simulate(seed, shape, strategy_truth, old_reports // 4, k, strategy_truth)
-                record(OLD, "null", "any false claim",
-                       old_rules(old, valid[:, :, 0], truth, test, strategy_truth)["false_claim"], old_reports // 4,
-                       **where)
+            valid, test = simulate(seed, shape, strategy_truth, old_reports, k, strategy_truth)
+            record(OLD, "null", "any false claim", old_rules(valid[:, :, 0], truth, test, strategy_truth)["false_claim"],
+                   old_reports, **where)
     # The two families in between, where data are normal or skewed.
     for shape in ("normal", "skewed"):
         for k in (5, 8, 12):
@@ -183,7 +254,7 @@ def main(reports: int = 2000, old_reports: int = 1000) -> pd.DataFrame:
                            **where)
                     if shape == "normal":
                         valid, _ = simulate(seed, shape, truth[None], old_reports, k)
-                        record(OLD, f"power: {label}", "overfits", old_rules(old, valid, truth[None])["overfits"][:, 0],
+                        record(OLD, f"power: {label}", "overfits", old_rules(valid, truth[None])["overfits"][:, 0],
                                old_reports, **where)
     return pd.DataFrame(rows)
 

@@ -81,14 +81,6 @@ def replicates_needed(budget: dict) -> dict:
     return {kind: stepdown.replicates_needed(alpha, TWO_SIDED[kind]) for kind, alpha in budget.items()}
 
 
-def paired_se(differences) -> np.ndarray:
-    """Standard error of the mean of each row of differences (NaN where fewer than two replicates)."""
-    differences = np.atleast_2d(np.asarray(differences, float))
-    count = np.isfinite(differences).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(count > 1, np.nanstd(differences, axis=1, ddof=1) / np.sqrt(count), np.nan)
-
-
 def sign_flip_p(differences) -> np.ndarray:
     """Exact two-sided sign-flip p of each row's mean difference (every one of the 2**k sign patterns).
 
@@ -187,7 +179,7 @@ def compare_epochs(tables: dict, margin: float = EQUIVALENCE_MARGIN, budget: dic
             difference_to_max_n_ci_high=np.nan, p_above_max_n=np.nan, t_above_max_n=np.nan))
         intervals = np.array([t_interval(present[:, i])[1:] for i in range(size)]).reshape(size, 2)
         frame["ci_low"], frame["ci_high"] = intervals[:, 0], intervals[:, 1]
-        frame.loc[others, "difference_se"] = paired_se(to_best) if others else []
+        frame.loc[others, "difference_se"] = stepdown.paired_se(to_best) if others else []
         if others and k > 1:
             frame.loc[others, "p_sign_flip"] = sign_flip_p(to_best)
         if size > 1 and k > 1:
@@ -361,7 +353,7 @@ def compare_strategies(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN,
     differences = np.array([values[:, i] - values[:, j] for i, j in pairs])
     both = np.isfinite(differences)
     k = both.sum(axis=1)
-    se = paired_se(differences)
+    se = stepdown.paired_se(differences)
     with np.errstate(invalid="ignore"):
         difference = np.nanmean(differences, axis=1)
         half = scipy_stats.t.ppf(0.975, np.maximum(k - 1, 1)) * se

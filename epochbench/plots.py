@@ -141,7 +141,9 @@ def plot_within_run(curve, summary, points, out_stem) -> list:
 def plot_accuracy_vs_cost(cost, out_stem) -> list:
     """Test accuracy against epochs trained and against training seconds, per architecture and strategy."""
     _style()
-    wide = cost.pivot_table(index=["strategy", "architecture", "n"], columns="metric", values=["mean", "ci_low", "ci_high"])
+    # dropna=False: with one replicate the intervals are all NaN, and the figure shows the means alone.
+    wide = cost.pivot_table(index=["strategy", "architecture", "n"], columns="metric", values=["mean", "ci_low", "ci_high"],
+                            dropna=False)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     colors = dict(zip(sorted(cost["architecture"].unique()), sns.color_palette()))
     for (strategy, arch), rows in wide.groupby(level=["strategy", "architecture"]):

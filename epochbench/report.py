@@ -188,7 +188,8 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None, b
     return dict(
         architecture=point["architecture"], chosen_n=chosen, best_n=best_n,
         test=pct(point["chosen_test_accuracy"]),
-        test_ci=units.percent_range(point["chosen_test_ci_low"], point["chosen_test_ci_high"]),
+        test_ci=(units.percent_range(point["chosen_test_ci_low"], point["chosen_test_ci_high"]) if k > 1 else
+                 "no interval from one replicate"),
         varied=(f"95% t-interval {what_varied(config, data_meta)}, {k} replicates" if k > 1 else
                 "one replicate, no interval"),
         decline=decisions.decline_clause(point) + ".", within=within, exact=limits(point, budget),
@@ -202,7 +203,7 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None, b
         if shown else [],
         p_best_note=("" if shown else
                      f"Shares of resamples with the highest mean are shown from {decisions.P_BEST_MIN_REPLICATES} "
-                     f"replicates: {k} give too few distinct resamples."),
+                     f"replicates: {k} give{'s' * (k == 1)} too few distinct resamples."),
     )
 
 
@@ -455,7 +456,7 @@ def build_context(
         answers=answers,
         figures=figure_rows,
         summary=summary_rows,
-        comparison=[comparison_row(r) for r in comparison.itertuples()],
+        comparison=[comparison_row(r) for _, r in comparison.iterrows()],
         margin=units.margin(margin),
         budget=budget_context(budget, int(points["replicates"].min()) if len(points) else 0),
         varied=what_varied(config, data_meta),

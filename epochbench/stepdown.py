@@ -87,7 +87,7 @@ def t_from_sums(total, total_sq, count, center=0.0) -> np.ndarray:
         degenerate = ~(variance >= scale * scale)  # also count <= 1
     if degenerate.any():
         shift = np.broadcast_to(shift, t.shape)[degenerate]
-        t[degenerate] = np.where(np.abs(shift) < TOLERANCE, 0.0, np.sign(shift) * np.inf)
+        t[degenerate] = np.where(np.abs(shift) < TOLERANCE, 0.0, np.copysign(np.inf, shift))
     return t
 
 
@@ -181,6 +181,16 @@ def equivalence_p(differences, margin: float) -> np.ndarray:
     return np.maximum(both[..., :rows], both[..., rows:])
 
 
+def paired_se(differences) -> np.ndarray:
+    """Standard error of the mean of each row of differences (NaN where fewer than two replicates)."""
+    differences = np.atleast_2d(np.asarray(differences, float))
+    count = np.isfinite(differences).sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.nansum(differences, axis=1, keepdims=True) / count
+        variance = np.nansum((differences - mean) ** 2, axis=1, keepdims=True) / (count - 1)
+        return np.where(count > 1, np.sqrt(variance / count), np.nan)[:, 0]
+
+
 def simultaneous_half_width(differences, confidence: float = 0.95) -> np.ndarray:
     """Half-width of simultaneous intervals for the rows' mean differences: c * se, c the bootstrap quantile of max |T*|.
 
@@ -193,9 +203,7 @@ def simultaneous_half_width(differences, confidence: float = 0.95) -> np.ndarray
         return np.full(differences.shape[:-1], np.nan)
     _, _, bootstrapped = statistics(differences, 0.0, 0)
     critical = np.quantile(bootstrapped.max(axis=-1), confidence, axis=-1, method="higher")
-    with np.errstate(invalid="ignore"):
-        se = np.nanstd(differences, axis=-1, ddof=1) / np.sqrt(np.isfinite(differences).sum(axis=-1))
-        return critical[..., None] * se
+    return critical[..., None] * paired_se(differences)
 
 
 def smallest_p(k: int, two_sided: bool) -> float:

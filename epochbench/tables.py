@@ -52,13 +52,16 @@ def rule_times(benchmark_files) -> pd.DataFrame:
 
 LATEX_CAPTIONS = {
     "overfitting": "Overfitting point per architecture: best n and one-standard-error choice on validation accuracy, "
-                   "held-out test accuracy at the chosen n, the decline from the best n to N with its Holm-adjusted "
-                   "p, whether it overfits (n = N resolved as worse), and the selection optimism.",
+                   "held-out test accuracy at the chosen n, the decline to N with its simultaneous 95% interval and "
+                   "the adjusted p of the test that decided it (step-down max-T over replicates), whether it "
+                   "overfits (n = N resolved as worse), and the cross-fitted selection optimism.",
     "comparison": "Validation accuracy per n, paired over replicates: mean and 95% t-interval, difference to the "
-                  "highest-mean n, paired t-test p Holm-adjusted over all pairs of n, exact sign-flip p, TOST "
-                  "equivalence p, P(highest mean) and the verdict.",
+                  "highest-mean n, adjusted p of worse (every pair of n), of equivalence and of n above N (step-down "
+                  "max-T over replicates), exact sign-flip p, share of resamples with the highest mean, and the "
+                  "verdict.",
     "strategies": "Each strategy against fine_tune at the same n and replicates: mean test accuracy, the paired "
-                  "difference with its 95% t-interval, Holm-adjusted p over the table and the verdict.",
+                  "difference with its 95% t-interval, adjusted p over the table (step-down max-T over replicates) "
+                  "and the verdict.",
     "early_stopping": "Early stopping on the longest runs against the n-sweep: stop and kept epoch, epochs trained "
                       "and held-out test accuracy (mean and 95% t-interval over replicates).",
     "cost": "Test accuracy, epochs trained and training seconds per strategy, architecture and n (mean and 95% "
@@ -71,8 +74,10 @@ LATEX_COLUMNS = {
         percent=["best_valid_accuracy", "chosen_valid_accuracy", "chosen_test_accuracy", "chosen_test_ci_low",
                  "chosen_test_ci_high", "valid_accuracy_at_max_n", "valid_accuracy_at_decline_from_n",
                  "within_run_best_accuracy"],
-        points=["decline_at_max_n", "selection_optimism", "selection_optimism_ci_low", "selection_optimism_ci_high"]),
-    "comparison": dict(percent=["mean", "ci_low", "ci_high"], points=["difference"], spread=["difference_se"]),
+        points=["decline_at_max_n", "decline_ci_low", "decline_ci_high", "selection_optimism"]),
+    "comparison": dict(percent=["mean", "ci_low", "ci_high"],
+                       points=["difference", "difference_to_max_n", "difference_to_max_n_ci_low",
+                               "difference_to_max_n_ci_high"], spread=["difference_se"]),
     "strategies": dict(percent=["mean", "fine_tune_mean"], points=["difference", "diff_ci_low", "diff_ci_high"]),
     "early_stopping": dict(percent=["stopped_early", "test_accuracy", "test_ci_low", "test_ci_high"]),
     # Long: only its rows of an accuracy metric are converted.

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from epochbench import report
+from epochbench import decisions, report
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "reports" / "templates" / "report.html.j2"
@@ -12,38 +13,49 @@ TEMPLATE = ROOT / "reports" / "templates" / "report.html.j2"
 
 def comparison_rows(arch="netA"):
     return pd.DataFrame(dict(architecture=arch, n=[1, 2, 3, 4], p_best=[0.0, 0.6, 0.3, 0.1],
-                             verdict=["worse", "best", "equivalent", "worse"]))
+                             verdict=["worse", "best", "equivalent", "worse"], worse_than_n=[2, None, None, 2],
+                             decided_by=["all pairs", "", "equivalence", "decline"], p_worse=[0.0039, None, 0.5, 0.2],
+                             p_equivalence=[1.0, None, 0.004, 1.0]))
 
 
 def overfitting_point(**overrides):
     point = dict(architecture="netA", max_n=4, chosen_n=2, best_n=2, replicates=8, best_valid_accuracy=0.8,
-                 valid_accuracy_at_max_n=0.77, decline_at_max_n=-0.03, decline_from_n=2,
-                 valid_accuracy_at_decline_from_n=0.8, p_value_holm_at_max_n=0.0123, overfits=True,
+                 valid_accuracy_at_max_n=0.77, decline_at_max_n=-0.03, decline_ci_low=-0.05, decline_ci_high=-0.01,
+                 decline_from_n=2, valid_accuracy_at_decline_from_n=0.8, p_decline=0.0123, decline_test="decline",
+                 overfits=True, alpha_overfits=0.035, alpha_worse=0.01, replicates_needed_overfits=5,
                  chosen_test_accuracy=0.78, chosen_test_ci_low=0.75, chosen_test_ci_high=0.81, selection_optimism=0.004,
-                 selection_optimism_ci_low=-0.002, selection_optimism_ci_high=0.01, within_run_best_epoch=3,
-                 verdict="from decisions")
+                 selection_optimism_splits=70, within_run_best_epoch=3, verdict="from decisions")
     point.update(overrides)
     return pd.Series(point)
 
 
-def test_answer_states_the_decline_with_its_adjusted_p_and_what_varied():
+def test_answer_states_the_decline_with_its_test_and_what_varied():
     box = report.answer(overfitting_point(), comparison_rows(), {"split": "per_seed"})
-    assert box["decline"] == ("Accuracy falls from 80.0% at n = 2 to 77.0% at n = 4 (\u22123.0 pts, Holm-adjusted "
-                              "one-sided p = 0.0123).")
+    assert box["decline"] == ("Accuracy falls from 80.0% at n = 2 to 77.0% at n = 4: \u22123.0 pts (simultaneous 95% "
+                              "interval \u22125.0 to \u22121.0 pts; the decline test, step-down max-T over the replicates, "
+                              "sign flips and studentized bootstrap, over every n < 4 against 4: adjusted p = 0.0123 "
+                              "< 0.035).")
     assert box["test"] == "78.0%" and box["test_ci"] == "75.0% to 81.0%"
     assert box["varied"] == ("95% t-interval over replicates: each drew its own training seed, split and label noise, "
                              "8 replicates")
     assert [b["p"] for b in box["p_best"]] == ["0.00", "0.60", "0.30", "0.10"]
     assert [b["height"] for b in box["p_best"]] == ["0.00", "1.50", "0.75", "0.25"]
-    assert box["per_n"] == ("n = 1, 4 are worse than n = 2 (Holm-adjusted p < 0.025); n = 3 is equivalent to n = 2 "
-                            "within ±1.0 pts.")
-    assert box["exact"] == ""  # 8 replicates can reach p < 0.05 with a sign-flip test
+    assert box["per_n"] == ("n = 1 is worse than n = 2 (step-down max-T over the replicates, sign flips and studentized "
+                            "bootstrap over every pair of n, adjusted p ≤ 0.0039 < 0.01); n = 4 is worse than n = 2 "
+                            "(the decline test above); n = 3 is equivalent to n = 2 within ±1.0 pts (two one-sided "
+                            "tests, adjusted p ≤ 0.004 < 0.005).")
+    assert box["exact"] == ""  # 8 replicates can make every kind of claim under this budget
     assert "epoch 3" in box["within"]
-    assert "by +0.4 pts (95% CI \u22120.2 to +1.0 pts)" in box["optimism"]
-    fixed = report.answer(overfitting_point(overfits=False, replicates=3), comparison_rows(), {"split": "fixed"})
-    assert fixed["decline"] == "No resolved decline within N = 4 with 3 replicates."
+    assert "was +0.4 pts against the same n on the other half (mean over 70 splits" in box["optimism"]
+    fixed = report.answer(overfitting_point(overfits=False, replicates=3, p_decline=0.125),
+                          comparison_rows().assign(p_best=np.nan), {"split": "fixed"})
+    assert fixed["decline"] == ("No resolved decline within N = 4 with 3 replicates: with 3 no test can resolve one at "
+                                "this report's 0.035 (it needs at least 5).")
     assert "over training seeds, on one split" in fixed["varied"]
-    assert "cannot reach p < 0.05 at all" in fixed["exact"]
+    assert "a decline by N at least 5, 'worse' at least 8, 'equivalent' at least 8 replicates" in fixed["exact"]
+    assert fixed["p_best"] == [] and "from 5 replicates" in fixed["p_best_note"]
+    single = report.answer(overfitting_point(overfits=False, replicates=1), comparison_rows(), {"split": "per_seed"})
+    assert single["varied"] == "one replicate, no interval" and "One replicate gives no interval" in single["exact"]
 
 
 def minimal_context(evil: str) -> dict:
@@ -51,19 +63,20 @@ def minimal_context(evil: str) -> dict:
         experiment=evil, config_hash="abc", cells=1, seeds=[0], max_n=1, architectures=[evil], dataset="folder",
         pretrained=evil, answers=[dict(architecture=evil, per_n=evil, decline=evil, varied=evil, rule=evil,
                                        optimism=evil, within=evil, exact=evil, chosen_n=1, best_n=1, test="1%",
-                                       test_ci="", p_best=[dict(n=1, p="1.00", height="2.50")])],
-        margin="1", varied=evil,
+                                       test_ci="", p_best=[dict(n=1, p="1.00", height="2.50")], p_best_note=evil)],
+        margin="1", varied=evil, budget=dict(alpha="0.05", rows=[dict(claim=evil, alpha="0.05", needed=5,
+                                                                       possible="no")]),
         figures=[dict(name=evil, src="data:image/png;base64,AAAA", caption=evil)],
         strategy_names=[evil], strategy_answers=[evil],
         strategies=[dict(strategy=evil, architecture=evil, n=1, replicates=1, mean="1", fine_tune="1", diff="0",
-                         diff_ci=evil, p="0", verdict=evil)],
+                         diff_ci=evil, p="0", p_equivalence="1", verdict=evil)],
         early_stopping=[dict(architecture=evil, rule=evil, seeds=1, stopped="0%", stop="1", kept="1", epochs="1",
                              test="1%", test_ci=evil)],
         cite=dict(text=evil, bibtex=evil),
         summary=[dict(strategy=evil, architecture=evil, n=1, metric="valid_accuracy", seeds=1, mean="1", std="–", ci_low="–",
                       ci_high="–")],
-        comparison=[dict(architecture=evil, n=1, replicates=1, mean="1", ci=evil, diff="", p="–", p_flip="–",
-                         p_equivalence="–", p_best="1.00", verdict=evil)],
+        comparison=[dict(architecture=evil, n=1, replicates=1, mean="1", ci=evil, diff="", p="–", p_decline="–",
+                         p_flip="–", p_equivalence="–", p_best="1.00", verdict=evil)],
         data=dict(classes=[evil, "b"], counts=dict(train=1, valid=1, test=1), flipped=0, image_size=8, images=3,
                   split=evil, notes=[evil]),
         training_time=dict(summary=evil, cells=[dict(strategy=evil, architecture=evil, n=1, seed=0, wall="1", epochs="1",
@@ -84,9 +97,11 @@ def test_user_strings_are_escaped():
 def test_strategy_sentences_count_the_verdicts():
     table = pd.DataFrame(dict(strategy=["head_only"] * 3, architecture=["netA"] * 3, n=[1, 2, 3],
                               verdict=["worse", "worse", "unresolved"]))
-    assert report.strategy_answers(table, 0.01) == [
+    budget = decisions.error_budget(with_strategies=True)
+    assert report.strategy_answers(table, 0.01, budget) == [
         "netA, head_only (does unfreezing the body help?): worse than fine_tune at 2 of 3 n, not resolved at 1 of 3 n "
-        "(test accuracy, paired t-test Holm-adjusted over the whole table; equivalent means within ±1.0 pts by TOST)."]
+        "(test accuracy; step-down max-T over the replicates, sign flips and studentized bootstrap over the whole "
+        "table, adjusted p < 0.012; equivalent means within ±1.0 pts by two one-sided tests, adjusted p < 0.003)."]
 
 
 def test_data_notes_disclose_overlaps():

@@ -128,14 +128,20 @@ def test_answer_and_sentences_in_percent_and_points(rendered):
     point = points.iloc[0]
     assert f"test accuracy {100 * point['chosen_test_accuracy']:.1f}% (" in page
     assert (f"({100 * point['chosen_test_ci_low']:.1f}% to {100 * point['chosen_test_ci_high']:.1f}%)</h3>") in page
-    optimism = re.search(r"Selection optimism: .*? by (\S+ pts) \(95% CI (\S+) to (\S+ pts)\)", html.unescape(page))
-    assert optimism and all(POINTS.match(text if text.endswith("pts") else text + " pts") for text in optimism.groups())
+    # finals_table has 4 replicates: the cross-fitted optimism is measured over the 6 splits into halves.
+    optimism = re.search(r"Selection optimism, cross-fitted: .*? was (\S+ pts) against", html.unescape(page))
+    assert optimism and POINTS.match(optimism.group(1))
+    assert units.points(point["selection_optimism"]) == optimism.group(1)
     assert "within ±1.0 pts" in html.unescape(page)
     sentence = decisions.decline_clause(pd.Series(dict(
         overfits=True, max_n=10, replicates=8, decline_from_n=6, valid_accuracy_at_decline_from_n=0.7704,
-        valid_accuracy_at_max_n=0.6976, decline_at_max_n=-0.0728, p_value_holm_at_max_n=0.012)))
-    assert sentence == (f"Accuracy falls from 77.0% at n = 6 to 69.8% at n = 10 ({MINUS}7.3 pts, Holm-adjusted "
-                        "one-sided p = 0.012)")
+        valid_accuracy_at_max_n=0.6976, decline_at_max_n=-0.0728, decline_ci_low=-0.1012, decline_ci_high=-0.0409,
+        p_decline=0.012, decline_test="decline", alpha_overfits=0.035, alpha_worse=0.01,
+        replicates_needed_overfits=5)))
+    assert sentence == (f"Accuracy falls from 77.0% at n = 6 to 69.8% at n = 10: {MINUS}7.3 pts (simultaneous 95% "
+                        f"interval {MINUS}10.1 to {MINUS}4.1 pts; the decline test, step-down max-T over the "
+                        "replicates, sign flips and studentized bootstrap, over every n < 10 against 10: adjusted "
+                        "p = 0.012 < 0.035)")
 
 
 def test_no_accuracy_in_the_report_is_a_fraction(rendered):
@@ -179,15 +185,15 @@ def test_latex_tables_show_percent_and_points_and_say_so():
     assert "Accuracies in percent (\\%), differences of accuracies in percentage points (pts)" in text
     header = latex_header(text)
     assert header[3:6] == ["mean (\\%)", "ci\\_low (\\%)", "ci\\_high (\\%)"]
-    assert "difference (pts)" in header and "p\\_value\\_holm" in header
+    assert "difference (pts)" in header and "p\\_worse" in header
     rows = latex_rows(text)
-    p_column = header.index("p\\_value\\_holm")
+    p_column = header.index("p\\_worse")
     for row, (_, expected) in zip(rows, comparison.iterrows(), strict=True):
         assert row[3] == f"{100 * expected['mean']:.1f}"
         assert row[header.index("difference (pts)")] == units.accuracy(expected["difference"], signed=True, unit="",
                                                                      minus="-")
         # p-values stay as they were
-        assert row[p_column] == ("--" if pd.isna(expected["p_value_holm"]) else f"{expected['p_value_holm']:.4f}")
+        assert row[p_column] == ("--" if pd.isna(expected["p_worse"]) else f"{expected['p_worse']:.4f}")
     # cost is long: test_accuracy rows in percent, epochs and seconds as measured.
     cost = tables.latex_table(stats.cost_table(finals), "cost", "units", "abc")
     assert "Rows of test\\_accuracy in percent" in cost
