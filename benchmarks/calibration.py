@@ -15,17 +15,19 @@ rates for the README.
 """
 
 import importlib.util
+import itertools
+import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import itertools
-
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,14 +71,7 @@ def rate(hits, reports) -> dict:
     return dict(rate=share, monte_carlo_se=np.sqrt(share * (1 - share) / reports), reports=reports)
 
 
-def simulate(seed, shape, truth, reports, k, strategy_truth=None):
-    rng = np.random.default_rng(seed)
-    valid = simulation.accuracies(rng, shape, truth, reports, k)
-    test = None if strategy_truth is None else simulation.accuracies(rng, shape, strategy_truth, reports, k)
-    return valid, test
-
-
-def this_rules(valid, truth, test=None, strategy_truth=None) -> dict:  # noqa: D103
+def this_rules(valid, truth, test=None, strategy_truth=None) -> dict:
     return simulation.report_claims(valid, truth, test, strategy_truth)
 
 
@@ -185,61 +180,32 @@ def check_old_rules(old, rng, reports: int = 30) -> int:
     return disagreements
 
 
-def main(reports: int = 2000) -> pd.DataFrame:
-    old_reports = reports
-    old = old_module()
-    disagreements = check_old_rules(old, np.random.default_rng(1))
-    if disagreements:
-        raise SystemExit(f"the vectorised old rules disagree with {BEFORE}'s code on {disagreements} of 30 reports")
-    rows = []
+def settings() -> list:
+    """Every setting measured, as plain dicts, each with a seed of its own (so they can run in any order)."""
+    found = []
 
-    def record(rule, setting, claim, hits, count, **where):
-        rows.append(dict(rule=rule, setting=setting, claim=claim, **where, **rate(hits, count)))
-        print(rows[-1], flush=True)
+    def add(setting, shape, k, max_n, truth, strategy_truth=None, claim="false_claim", old=True):
+        found.append(dict(seed=2026 + len(found), setting=setting, shape=shape, replicates=k, max_n=max_n,
+                          architectures=len(truth), strategies=strategy_truth is not None, truth=truth,
+                          strategy_truth=strategy_truth, claim=claim, old=old))
 
-    seed = 2026
     for shape in simulation.SHAPES:
         for k in KS:
             for max_n in MAX_NS:
-                seed += 1
-                where = dict(shape=shape, replicates=k, max_n=max_n, architectures=1, strategies=False)
-                truth = np.zeros((1, max_n))
-                valid, _ = simulate(seed, shape, truth, reports, k)
-                record(THIS, "null", "any false claim", this_rules(valid, truth)["false_claim"], reports, **where)
-                valid, _ = simulate(seed, shape, truth, old_reports, k)
-                record(OLD, "null", "any false claim", old_rules(valid, truth)["false_claim"], old_reports,
-                       **where)
-            # Two architectures and both baselines in one report, N = 6: the whole family.
-            seed += 1
-            where = dict(shape=shape, replicates=k, max_n=6, architectures=2, strategies=True)
-            truth, strategy_truth = np.zeros((2, 6)), np.zeros((2, 3, 6))
-            valid, test = simulate(seed, shape, strategy_truth, reports, k, strategy_truth)
-            record(THIS, "null", "any false claim", this_rules(valid[:, :, 0], truth, test, strategy_truth)["false_claim"],
-                   reports, **where)
-            valid, test = simulate(seed, shape, strategy_truth, old_reports, k, strategy_truth)
-            record(OLD, "null", "any false claim", old_rules(valid[:, :, 0], truth, test, strategy_truth)["false_claim"],
-                   old_reports, **where)
-    # The two families in between, where data are normal or skewed.
+                add("null", shape, k, max_n, np.zeros((1, max_n)))
+            # Two architectures and both baselines in one report: the whole family.
+            add("null", shape, k, 6, np.zeros((2, 6)), np.zeros((2, 3, 6)))
+    # The two in between, where data are normal or skewed.
     for shape in ("normal", "skewed"):
         for k in (5, 8, 12):
-            seed += 1
-            truth, strategy_truth = np.zeros((2, 6)), np.zeros((1, 3, 6))
-            valid, _ = simulate(seed, shape, truth, reports, k)
-            record(THIS, "null", "any false claim", this_rules(valid, truth)["false_claim"], reports, shape=shape,
-                   replicates=k, max_n=6, architectures=2, strategies=False)
-            valid, test = simulate(seed + 500, shape, strategy_truth, reports, k, strategy_truth)
-            record(THIS, "null", "any false claim",
-                   this_rules(valid[:, :, 0], strategy_truth[:, 0], test, strategy_truth)["false_claim"], reports,
-                   shape=shape, replicates=k, max_n=6, architectures=1, strategies=True)
+            add("null", shape, k, 6, np.zeros((2, 6)), old=False)
+            add("null", shape, k, 6, np.zeros((1, 6)), np.zeros((1, 3, 6)), old=False)
     # Equivalence at the margin: the best n 1 point (the margin) above every other, first or last.
     for shape in ("normal", "skewed"):
         for k in (8, 12):
             for where_best, truth in (("n = 1", np.r_[0.0, -np.ones(5)]), ("n = N", np.r_[-np.ones(5), 0.0])):
-                seed += 1
-                valid, _ = simulate(seed, shape, truth[None], reports, k)
-                record(THIS, f"every other n 1 point below {where_best}", "some n called equivalent to the best",
-                       this_rules(valid, truth[None])["false_equivalent"], reports, shape=shape, replicates=k, max_n=6,
-                       architectures=1, strategies=False)
+                add(f"every other n 1 point below {where_best}", shape, k, 6, truth[None], claim="false_equivalent",
+                    old=False)
     # Power: a real decline, with normal and with skewed noise.
     for shape in ("normal", "skewed"):
         for k in KS:
@@ -247,23 +213,99 @@ def main(reports: int = 2000) -> pd.DataFrame:
                 for label, truth in (("decline 0.5 pts per epoch after n = 4", decline(max_n, 0.5)),
                                      ("decline 1 pt per epoch after n = 4", decline(max_n, 1.0)),
                                      ("1-point drop from N - 1 to N only", last_drop(max_n))):
-                    seed += 1
-                    where = dict(shape=shape, replicates=k, max_n=max_n, architectures=1, strategies=False)
-                    valid, _ = simulate(seed, shape, truth[None], reports, k)
-                    record(THIS, f"power: {label}", "overfits", this_rules(valid, truth[None])["overfits"][:, 0], reports,
-                           **where)
-                    if shape == "normal":
-                        valid, _ = simulate(seed, shape, truth[None], old_reports, k)
-                        record(OLD, f"power: {label}", "overfits", old_rules(valid, truth[None])["overfits"][:, 0],
-                               old_reports, **where)
+                    add(f"power: {label}", shape, k, max_n, truth[None], claim="overfits", old=shape == "normal")
+    return found
+
+
+CLAIMS = {"false_claim": "any false claim", "false_equivalent": "some n called equivalent to the best",
+          "overfits": "overfits"}
+
+
+def measure(arguments) -> list:
+    """The rows of one setting: this report's rules and, where asked, the old ones, on `reports` simulated reports."""
+    spec, reports = arguments
+    where = {key: spec[key] for key in ("shape", "replicates", "max_n", "architectures", "strategies")}
+    truth, strategy_truth = spec["truth"], spec["strategy_truth"]
+    rules = [(THIS, this_rules)] + ([(OLD, old_rules)] if spec["old"] else [])
+    rows = []
+    for rule, decide in rules:
+        rng = np.random.default_rng(spec["seed"])
+        if strategy_truth is None:
+            valid, test = simulation.accuracies(rng, spec["shape"], truth, reports, spec["replicates"]), None
+        else:  # fine_tune's validation accuracies, and every strategy's test accuracies
+            valid = simulation.accuracies(rng, spec["shape"], strategy_truth, reports, spec["replicates"])[:, :, 0]
+            test = simulation.accuracies(rng, spec["shape"], strategy_truth, reports, spec["replicates"])
+        claims = decide(valid, truth, test, strategy_truth)
+        hits = claims[spec["claim"]]
+        rows.append(dict(rule=rule, setting=spec["setting"], claim=CLAIMS[spec["claim"]], **where,
+                         **rate(hits[:, 0] if hits.ndim == 2 else hits, reports)))
+    return rows
+
+
+def percent(value) -> str:
+    return "–" if pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def markdown_tables(table: pd.DataFrame) -> str:
+    """The README's calibration tables, made from calibration.csv (tests/test_benchmarks.py keeps them equal)."""
+    null = table[table["setting"] == "null"]
+    lines = ["Share of simulated reports in which nothing differs that make **any false claim** (limit 5%), "
+             f"{int(null['reports'].max())} reports per cell; one architecture: the larger of N = 6 and N = 10; "
+             "whole report: two architectures and both baselines, N = 6.", "",
+             "| noise | k | one architecture, this | before | whole report, this | before |",
+             "|---|---|---|---|---|---|"]
+    for shape in simulation.SHAPES:
+        for k in KS:
+            cells = []
+            for architectures, strategies in ((1, False), (2, True)):
+                for rule in (THIS, OLD):
+                    rows = null[(null["shape"] == shape) & (null["replicates"] == k) & (null["rule"] == rule)
+                                & (null["architectures"] == architectures) & (null["strategies"] == strategies)]
+                    cells.append(percent(rows["rate"].max() if len(rows) else np.nan))
+            lines.append(f"| {shape} | {k} | " + " | ".join(cells) + " |")
+    power = table[table["setting"].str.startswith("power")]
+    lines += ["", "Share of simulated reports that find a real decline (**power**, 'overfits'), 1 point of noise, "
+              "this report's rules / before:", "",
+              "| decline | N | noise | " + " | ".join(f"k = {k}" for k in KS) + " |",
+              "|---|---|---|" + "---|" * len(KS)]
+    for setting in power["setting"].drop_duplicates():
+        for max_n in MAX_NS:
+            for shape in ("normal", "skewed"):
+                cells = []
+                for k in KS:
+                    rows = power[(power["setting"] == setting) & (power["max_n"] == max_n) & (power["shape"] == shape)
+                                 & (power["replicates"] == k)].set_index("rule")["rate"]
+                    cells.append(" / ".join(percent(rows[rule]) for rule in (THIS, OLD) if rule in rows.index))
+                lines.append(f"| {setting.removeprefix('power: ')} | {max_n} | {shape} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def one_thread() -> None:
+    """In each worker: BLAS and OpenMP on one thread, kept until the worker ends (the processes share the cores)."""
+    global _thread_limits
+    _thread_limits = threadpool_limits(1)
+
+
+def main(reports: int = 2000, processes: int = os.cpu_count()) -> pd.DataFrame:
+    disagreements = check_old_rules(old_module(), np.random.default_rng(1))
+    if disagreements:
+        raise SystemExit(f"the vectorised old rules disagree with {BEFORE}'s code on {disagreements} of 30 reports")
+    rows = []
+    # One process per core, one thread each: settings are independent, each seeded by its own number.
+    with multiprocessing.Pool(processes, initializer=one_thread) as pool:
+        for found in pool.imap(measure, [(spec, reports) for spec in settings()]):
+            rows += found
+            for row in found:
+                print({key: row[key] for key in ("rule", "setting", "shape", "replicates", "max_n", "architectures",
+                                                 "strategies", "rate")}, flush=True)
     return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":
     start = time.time()
-    arguments = [int(a) for a in sys.argv[1:]]
-    table = main(*arguments)
+    table = main(*[int(a) for a in sys.argv[1:]])
     out = ROOT / "benchmarks" / "results" / "calibration.csv"
     write_csv(out, table)
     print(table.to_string(index=False))
+    print(markdown_tables(table))
     print(f"{out} ({time.time() - start:.0f} s)")

@@ -113,8 +113,9 @@ def selection_optimism(valid: pd.DataFrame, splits: int = OPTIMISM_SPLITS, seed:
     Over splits of the replicates into two halves: pick the best n on one
     half, and compare its mean there with its mean on the other half (all
     splits where there are at most `splits`, else a seeded sample). A pick
-    made on half the replicates is more optimistic than one made on all of
-    them, so this bounds the optimism from above. NaN below four replicates.
+    made on half the replicates is noisier than one made on all of them, so
+    this tends to overstate the optimism of the report's own pick. NaN below
+    four replicates.
     """
     values = valid.to_numpy(float)
     k = len(values)
@@ -161,7 +162,7 @@ def compare_epochs(tables: dict, margin: float = EQUIVALENCE_MARGIN, budget: dic
     """
     budget = budget or error_budget()
     seeds, values = aligned(tables)
-    rows, equivalences = [], []
+    rows, declines, pairs, equivalences = [], [], [], []
     for arch, table in tables.items():
         matrix = values[arch]
         present = matrix[np.isfinite(matrix).all(axis=1)]
@@ -189,14 +190,15 @@ def compare_epochs(tables: dict, margin: float = EQUIVALENCE_MARGIN, budget: dic
             frame.loc[below, "difference_to_max_n_ci_high"] = frame.loc[below, "difference_to_max_n"] + half_width
             frame.loc[below, "t_above_max_n"] = stepdown.statistics(to_max_n, 0.0, 1)[0]
         rows.append(frame)
+        declines.append(to_max_n)
+        pairs.append(np.reshape([matrix[:, i] - matrix[:, j] for i, j in itertools.combinations(range(size), 2)],
+                                (-1, len(seeds))))
         equivalences.append((others, to_best))
     if not rows:
         return pd.DataFrame()
     # Each kind of claim is one family over every architecture (replicates resampled together, by seed).
-    decline_p = iter(stepdown.family_p(np.vstack([(m[:, :-1] - m[:, [-1]]).T for m in values.values()]), 0.0, 1))
-    pair_p = iter(stepdown.family_p(np.vstack([(m[:, i] - m[:, j])[None] for m in values.values()
-                                               for i, j in itertools.combinations(range(m.shape[1]), 2)]
-                                              or [np.zeros((0, len(seeds)))]), 0.0, 0))
+    decline_p = iter(stepdown.family_p(np.vstack(declines), 0.0, 1))
+    pair_p = iter(stepdown.family_p(np.vstack(pairs), 0.0, 0))
     equivalent_p = iter(stepdown.equivalence_p(np.vstack([d for _, d in equivalences]), margin))
     for frame, (others, _) in zip(rows, equivalences):
         size, best = len(frame), int(np.flatnonzero(frame["n"] == frame["best_n"].iloc[0])[0])

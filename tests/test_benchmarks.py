@@ -17,3 +17,17 @@ def test_gpu_benchmark_without_a_gpu_exits_2_with_one_line_and_writes_nothing(tm
     assert result.stderr.count("\n") == 1 and "no CUDA device" in result.stderr
     assert result.stdout == ""
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_calibration_tables_are_the_results_file():
+    """README's tables are made from benchmarks/results/calibration.csv by the benchmark's own function."""
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import calibration
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    tables = calibration.markdown_tables(pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv"))
+    readme = (ROOT / "README.md").read_text()
+    assert tables in readme
