@@ -31,3 +31,17 @@ def test_the_readme_calibration_tables_are_the_results_file():
     tables = calibration.markdown_tables(pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv"))
     readme = (ROOT / "README.md").read_text()
     assert tables in readme
+
+
+def test_the_replicates_the_report_names_for_power_are_the_results_file():
+    """decisions.REPLICATES_FOR_POWER, which a report of too few replicates quotes, is calibration.csv's."""
+    import pandas as pd
+
+    from epochbench import decisions
+
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv")
+    power = table[(table["rule"] == "this report's rules") & (table["shape"] == "normal")]
+    for (size, max_n), needed in decisions.REPLICATES_FOR_POWER.items():
+        rows = power[(power["setting"] == decisions.POWER_SETTING.format(size=size)) & (power["max_n"] == max_n)]
+        enough = rows.loc[rows["rate"] >= 0.8, "replicates"]
+        assert len(rows) == 4 and needed == (int(enough.min()) if len(enough) else None), (size, max_n)
