@@ -40,6 +40,7 @@ KS = (3, 5, 8, 12)
 MAX_NS = (6, 10)
 STRATEGIES = ("fine_tune", "from_scratch", "head_only")  # as decisions.compare_strategies orders them
 THIS = "this report's rules"
+NULL = "nothing differs"  # (not "null": pandas would read that back as a missing value)
 OLD = f"before ({BEFORE}): paired t-tests, Holm"
 
 
@@ -192,14 +193,14 @@ def settings() -> list:
     for shape in simulation.SHAPES:
         for k in KS:
             for max_n in MAX_NS:
-                add("null", shape, k, max_n, np.zeros((1, max_n)))
+                add(NULL, shape, k, max_n, np.zeros((1, max_n)))
             # Two architectures and both baselines in one report: the whole family.
-            add("null", shape, k, 6, np.zeros((2, 6)), np.zeros((2, 3, 6)))
+            add(NULL, shape, k, 6, np.zeros((2, 6)), np.zeros((2, 3, 6)))
     # The two in between, where data are normal or skewed.
     for shape in ("normal", "skewed"):
         for k in (5, 8, 12):
-            add("null", shape, k, 6, np.zeros((2, 6)), old=False)
-            add("null", shape, k, 6, np.zeros((1, 6)), np.zeros((1, 3, 6)), old=False)
+            add(NULL, shape, k, 6, np.zeros((2, 6)), old=False)
+            add(NULL, shape, k, 6, np.zeros((1, 6)), np.zeros((1, 3, 6)), old=False)
     # Equivalence at the margin: the best n 1 point (the margin) above every other, first or last.
     for shape in ("normal", "skewed"):
         for k in (8, 12):
@@ -248,7 +249,7 @@ def percent(value) -> str:
 
 def markdown_tables(table: pd.DataFrame) -> str:
     """The README's calibration tables, made from calibration.csv (tests/test_benchmarks.py keeps them equal)."""
-    null = table[table["setting"] == "null"]
+    null = table[table["setting"] == NULL]
     lines = ["Share of simulated reports in which nothing differs that make **any false claim** (limit 5%), "
              f"{int(null['reports'].max())} reports per cell; one architecture: the larger of N = 6 and N = 10; "
              "whole report: two architectures and both baselines, N = 6.", "",

@@ -64,7 +64,7 @@ STRATEGY_SHARES = {"strategy_difference": 0.8, "strategy_equivalent": 0.2}
 # point of normal noise, under this report's rules (None: not even 12): from benchmarks/results/calibration.csv,
 # which tests/test_benchmarks.py checks these against. For the report of a run with too few.
 POWER_SETTING = "power: decline {size} per epoch after n = 4"
-REPLICATES_FOR_POWER = {("1 pt", 6): None, ("1 pt", 10): None, ("0.5 pts", 6): None, ("0.5 pts", 10): None}
+REPLICATES_FOR_POWER = {("1 pt", 6): 8, ("1 pt", 10): 8, ("0.5 pts", 6): None, ("0.5 pts", 10): 8}
 P_BEST_MIN_REPLICATES = 5  # below this the bootstrap has too few distinct resamples (10 with 3 replicates)
 OPTIMISM_SPLITS = 200
 STRATEGY_VERDICTS = ("better", "worse", "equivalent", "unresolved")

@@ -146,30 +146,36 @@ def split_sentences(config, data_meta) -> str:
 
 def power_guide(k: int) -> str:
     """How many replicates simulated reports needed to find a real decline 80% of the time, where k is fewer."""
-    found = {key: needed for key, needed in decisions.REPLICATES_FOR_POWER.items() if needed is None or needed > k}
+    found = {key: needed for key, needed in decisions.REPLICATES_FOR_POWER.items() if (needed or 13) > k}
     if not found:
         return ""
-    parts = [f"{size} per epoch after n = 4 with N = {max_n}: " + (f"{needed}" if needed else "more than 12")
+    parts = [f"{size} per epoch after n = 4 with N = {max_n}, " + (f"{needed}" if needed else "more than 12")
              for (size, max_n), needed in found.items()]
-    return (" To find a real decline in 80% of simulated reports (one point of noise; "
+    return ("To find a real decline in 80% of simulated reports (one point of noise; "
             "benchmarks/results/calibration.csv), the replicates needed were, for a decline of " + "; ".join(parts) + ".")
 
 
 def limits(point: pd.Series, budget: dict) -> str:
-    """What k replicates cannot tell under this report's budget: the fewest replicates each kind of claim needs."""
+    """What k replicates cannot tell: the fewest replicates each kind of claim needs, and, where no decline was
+    resolved, how many simulated reports needed to find one."""
     k = int(point["replicates"])
+    sentences = []
     if k < 2:
-        return ("One replicate gives no interval and no verdict: nothing here can say whether one n is better than "
-                "another, only which had the higher accuracy this once." + power_guide(k))
-    needed = decisions.replicates_needed(budget)
-    short = {kind: kinds for kind, kinds in needed.items() if kinds > k and not kind.startswith("strategy")}
-    if not short:
-        return power_guide(k).strip()
-    names = {"overfits": "a decline by N", "worse": "'worse'", "equivalent": "'equivalent'"}
-    listed = ", ".join(f"{names[kind]} at least {kinds}" for kind, kinds in short.items())
-    return (f"With {k} replicates some claims are out of reach whatever the data: an exact sign-flip test over "
-            f"{k} replicates cannot give p below 1/2^{k} = {2.0**-k:.3g}, under this report's budget for each "
-            f"kind of claim. To be possible at all, {listed} replicates are needed." + power_guide(k))
+        sentences.append("One replicate gives no interval and no verdict: nothing here can say whether one n is "
+                         "better than another, only which had the higher accuracy this once.")
+    else:
+        needed = decisions.replicates_needed(budget)
+        short = {kind: kinds for kind, kinds in needed.items() if kinds > k and not kind.startswith("strategy")}
+        if short:
+            names = {"overfits": "a decline by N", "worse": "'worse'", "equivalent": "'equivalent'"}
+            listed = ", ".join(f"{names[kind]} at least {kinds}" for kind, kinds in short.items())
+            sentences.append(f"With {k} replicates some claims are out of reach whatever the data: an exact sign-flip "
+                             f"test over {k} replicates cannot give p below 1/2^{k} = {2.0**-k:.3g}, under this "
+                             f"report's budget for each kind of claim. To be possible at all, {listed} replicates "
+                             f"are needed.")
+    if not point["overfits"]:
+        sentences.append(power_guide(k))
+    return " ".join(sentence for sentence in sentences if sentence)
 
 
 def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None, budget: dict = None) -> dict:
