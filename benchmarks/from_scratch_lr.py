@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from epochbench.io import write_csv  # noqa: E402
+from epochbench.jobs import LearnerSettings  # noqa: E402
 from epochbench.train import train_cell  # noqa: E402
 
 RATES = [0.001, 0.003, 0.01, 0.03]
@@ -38,7 +39,8 @@ def main(workdir, config_path=ROOT / "config" / "config.yaml") -> pd.DataFrame:
                 for seed in REPLICATES:
                     _, _, final = train_cell(data_dir, arch, n, seed, pretrained="none",
                                              fine_tune_args=config["fine_tune"], strategy="from_scratch",
-                                             batch_size=config["batch_size"], device="cpu", dataset=config["dataset"],
+                                             settings=LearnerSettings(batch_size=config["batch_size"], device="cpu",
+                                                                      dataset=config["dataset"]),
                                              from_scratch_lr=lr, test_every_epoch=False)
                     rows.append(dict(architecture=arch, lr=lr, n=n, seed=seed,
                                      valid_accuracy=final["valid_accuracy"]))

@@ -17,6 +17,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from epochbench.jobs import LearnerSettings  # noqa: E402
 from epochbench.train import train_cell  # noqa: E402
 
 
@@ -37,8 +38,9 @@ def main(workdir, config_path, threads=None, max_cells=None):
                     break
                 _, seconds, final = train_cell(
                     f"{results}/data/target", arch, n, seed, pretrained=f"{results}/pretrained/{arch}.pt",
-                    fine_tune_args=config.get("fine_tune", {}), batch_size=config.get("batch_size", 64),
-                    threads=threads, device="cpu", dataset=config["dataset"],
+                    fine_tune_args=config.get("fine_tune", {}),
+                    settings=LearnerSettings(batch_size=config.get("batch_size", 64), threads=threads, device="cpu",
+                                             dataset=config["dataset"]),
                     test_every_epoch=n == config["max_epochs"],
                 )
                 cells.append(final)

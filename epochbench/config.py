@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-FASTAI_DATASETS = {"pets": "PETS", "imagenette_160": "IMAGENETTE_160", "mnist_tiny": "MNIST_TINY"}
+from .datasets import FASTAI_DATASETS, HAS_SPLIT_FOLDERS, DataError, split_folders
 
 
 class ConfigError(ValueError):
@@ -105,8 +105,6 @@ def _check_dataset(dataset: dict, key: str) -> None:
 
 def _check_dataset_split(dataset: dict, key: str) -> None:
     """dataset.split folders needs a dataset with split subfolders; unset (auto) must not be ambiguous."""
-    from .data import HAS_SPLIT_FOLDERS, DataError, split_folders
-
     name, split = dataset["name"], dataset.get("split", "auto")
     if name != "folder":
         if split == "folders" and not HAS_SPLIT_FOLDERS[name]:

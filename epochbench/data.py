@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import FASTAI_DATASETS, HAS_SPLIT_FOLDERS, TRAIN_FOLDER, VALID_FOLDERS, DataError, split_folders
 from .io import atomic_path, write_json
 
 SPLITS = ("train", "valid", "test")
@@ -36,18 +37,6 @@ FASHION_MNIST_CLASSES = [
     "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
 ]
 PETS_LABEL_REGEX = r"^(.+)_\d+\.jpg$"
-
-# fastai's GrandparentSplitter layout: <root>/<split>/<class>/<image>.
-TRAIN_FOLDER, VALID_FOLDERS, TEST_FOLDER = "train", ("valid", "val"), "test"
-# How the named fastai datasets split: Imagenette ships train/ and val/, MNIST_TINY train/, valid/ and an
-# unlabelled test/; Pets is one flat images/ folder, which fastai's own recipe (fastbook ch. 5) splits at random.
-# Digits and Fashion-MNIST (only its training files are read) are not folders.
-HAS_SPLIT_FOLDERS = {"digits": False, "fashion_mnist": False, "pets": False, "imagenette_160": True,
-                     "mnist_tiny": True}
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used; the message names the path or key at fault."""
 
 
 @dataclass
@@ -170,26 +159,6 @@ def load_fashion_mnist(path=None, url=None, cache_dir=None) -> ImageSet:
     return ImageSet(images, labels, list(FASHION_MNIST_CLASSES))
 
 
-def split_folders(root) -> "dict | None":
-    """The split subfolders of `root` ({'train': 'train', 'valid': 'val', 'test': 'test' or None}), or None.
-
-    A folder has split subfolders when it has `train/` and `valid/` or `val/`
-    (fastai's GrandparentSplitter layout). `test/` counts only if it holds
-    labelled images, in `test/<class>/` folders: fastai's MNIST_TINY ships an
-    unlabelled `test/`, which cannot be scored.
-    """
-    root = Path(root)
-    valid = [d for d in VALID_FOLDERS if (root / d).is_dir()]
-    if not (root / TRAIN_FOLDER).is_dir() or not valid:
-        return None
-    if len(valid) > 1:
-        raise DataError(f"{root}: has both valid/ and val/, so its validation split is ambiguous; keep one, "
-                        "or set dataset.split: random to pool them")
-    test = root / TEST_FOLDER
-    labelled_test = test.is_dir() and any(d.is_dir() for d in test.iterdir())
-    return {"train": TRAIN_FOLDER, "valid": valid[0], "test": TEST_FOLDER if labelled_test else None}
-
-
 def load_image_folder(root, label_regex=None, split="random") -> ImageSet:
     """Image files labelled by their folder (ImageNet layout) or by a regex on the file name.
 
@@ -252,7 +221,6 @@ def load_fastai_dataset(name: str, url=None, base=None, split=None, sha256=None)
     """
     from fastai.data.external import URLs
 
-    from .config import FASTAI_DATASETS
     from .downloads import fetch_archive
 
     path = fetch_archive(url or getattr(URLs, FASTAI_DATASETS[name]), sha256=sha256, base=base)

@@ -20,7 +20,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .data import DataError
+from .datasets import DataError
 from .io import atomic_path
 from .redact import redact_credentials
 

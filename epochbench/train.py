@@ -48,6 +48,7 @@ from fastai.vision.learner import vision_learner
 from .data import TEST, TRAIN, VALID, PreparedData, load_prepared
 from .devices import pick_device
 from .io import atomic_path
+from .jobs import LearnerSettings
 from .lrfind import check_rate
 from .optim import FusedAdam
 
@@ -339,23 +340,20 @@ def speed_up(learn, device, precision: str = "fp32", channels_last: bool = False
         learn.model.to(memory_format=torch.channels_last)
 
 
-def seeded_learner(data_dir, arch: str, pretrained: str, label: str, batch_size: int, device: str,
-                   precision: str = "fp32", channels_last: bool = False, num_workers: int = 0,
-                   score_test: bool = True, dataset: dict = None, seed: int = 0, normalize_as: str = None,
-                   jobs_per_gpu: int = 1, augment=False) -> tuple:
+def seeded_learner(data_dir, arch: str, pretrained: str, label: str, settings: LearnerSettings, seed: int = 0,
+                   score_test: bool = True, normalize_as: str = None) -> tuple:
     """(data, learner with an EpochHistory, scoring the test split too if `score_test`), after `seed_everything`.
 
-    `dataset` (the config's dataset block) and `seed` pick the replicate's split and label noise;
-    on a GPU, the job shares its device with up to `jobs_per_gpu` - 1 others. `augment`: the
-    training batches' augmentation (see `augmentations`).
+    `settings.dataset` (the config's dataset block) and `seed` pick the replicate's split and label
+    noise; on a GPU, the job shares its device with up to `settings.jobs_per_gpu` - 1 others.
     """
-    data = load_prepared(data_dir, dataset, seed)
-    dev = pick_device(device, jobs_per_gpu)
-    dls = make_dataloaders(data, batch_size, dev, num_workers, augment=augment)
+    data = load_prepared(data_dir, settings.dataset, seed)
+    dev = pick_device(settings.device, settings.jobs_per_gpu)
+    dls = make_dataloaders(data, settings.batch_size, dev, settings.num_workers, augment=settings.augment)
     history = EpochHistory(label=label)
     learn = make_learner(arch, dls, len(data.classes), pretrained, cbs=[history], normalize_as=normalize_as)
     learn.model.to(dev)
-    speed_up(learn, dev, precision, channels_last)
+    speed_up(learn, dev, settings.precision, settings.channels_last)
     if score_test:
         history.test_dl = test_loader(learn, data)
     return data, learn, history
@@ -407,27 +405,22 @@ def train_strategy(learn, strategy: str, n: int, fine_tune_args: dict, from_scra
 
 def train_cell(
     data_dir, arch: str, n: int, seed: int, pretrained: str, fine_tune_args: dict, strategy: str = "fine_tune",
-    batch_size: int = 64, threads: int = 1, device: str = "auto", deterministic: bool = False,
-    precision: str = "fp32", channels_last: bool = False, num_workers: int = 0, dataset: dict = None,
-    from_scratch_lr: float = None, test_every_epoch: bool = True, frozen_state=None, jobs_per_gpu: int = 1,
-    augment=False,
+    settings: LearnerSettings = LearnerSettings(), from_scratch_lr: float = None, test_every_epoch: bool = True,
+    frozen_state=None,
 ):
     """Run one cell of the grid; return (history rows, seconds per epoch, final metrics).
 
-    `dataset` and `seed` pick the replicate's split and label noise (see
+    `settings.dataset` and `seed` pick the replicate's split and label noise (see
     `data.load_prepared`); `test_every_epoch` scores the test split after
     every epoch rather than after the last one only. `frozen_state`, a
     checkpoint of `frozen_job` for this architecture and seed, replaces
-    fine_tune's (or head_only's) frozen fit. `augment`: fastai's aug_transforms
-    on the training batches (see `augmentations`), for every strategy alike.
+    fine_tune's (or head_only's) frozen fit. `settings.augment` applies to every strategy alike.
     """
-    seed_everything(seed, threads, deterministic)
+    seed_everything(seed, settings.threads, settings.deterministic)
     weights = "none" if strategy == "from_scratch" else pretrained
     data, learn, history = seeded_learner(
-        data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", batch_size, device,
-        precision, channels_last, num_workers, dataset=dataset, seed=seed,
+        data_dir, arch, weights, f"{arch} {strategy}({n}) seed {seed} | ", settings, seed=seed,
         normalize_as="imagenet" if strategy == "from_scratch" and pretrained == "imagenet" else None,
-        jobs_per_gpu=jobs_per_gpu, augment=augment,
     )
     history.test_every_epoch = test_every_epoch
     history.total_epochs = epochs_trained(n, fine_tune_args)
@@ -454,23 +447,25 @@ def train_cell(
     return history.rows, history.seconds, final
 
 
+def with_settings(args: dict) -> dict:
+    """A job spec's arguments with its learner settings rebuilt from the plain data the spec holds (JSON)."""
+    return dict(args, settings=LearnerSettings(**args["settings"]))
+
+
 def frozen_job(spec: dict) -> None:
     """The `frozen_fit` rule's job: fine_tune's frozen fit for one architecture and seed, saved for its cells."""
-    learn, history = run_frozen_fit(**spec["cell"])
+    learn, history = run_frozen_fit(**with_settings(spec["cell"]))
     save_frozen_state(learn, history, spec["checkpoint"])
 
 
 def run_frozen_fit(
-    data_dir, arch: str, seed: int, pretrained: str, fine_tune_args: dict, batch_size: int = 64, threads: int = 1,
-    device: str = "auto", deterministic: bool = False, precision: str = "fp32", channels_last: bool = False,
-    num_workers: int = 0, dataset: dict = None, jobs_per_gpu: int = 1, augment=False,
+    data_dir, arch: str, seed: int, pretrained: str, fine_tune_args: dict,
+    settings: LearnerSettings = LearnerSettings(),
 ) -> tuple:
     """(learner, history) after fine_tune's frozen fit, the learner built exactly as `train_cell` builds it."""
-    seed_everything(seed, threads, deterministic)
-    _, learn, history = seeded_learner(
-        data_dir, arch, pretrained, f"{arch} frozen fit seed {seed} | ", batch_size, device, precision,
-        channels_last, num_workers, dataset=dataset, seed=seed, jobs_per_gpu=jobs_per_gpu, augment=augment,
-    )
+    seed_everything(seed, settings.threads, settings.deterministic)
+    _, learn, history = seeded_learner(data_dir, arch, pretrained, f"{arch} frozen fit seed {seed} | ", settings,
+                                       seed=seed)
     # The test split is scored at the frozen epochs for fine_tune(N)'s per-epoch curve; cells that
     # score it at their end only leave those values out (`resume_after_frozen_fit`).
     history.test_every_epoch = True
@@ -551,10 +546,8 @@ def resume_after_frozen_fit(learn, history: EpochHistory, path) -> None:
 
 
 def find_lr(
-    data_dir, arch: str, seed: int, pretrained: str, suggestion: str = "valley", batch_size: int = 64,
-    threads: int = 1, device: str = "auto", deterministic: bool = False, precision: str = "fp32",
-    channels_last: bool = False, num_workers: int = 0, dataset: dict = None, jobs_per_gpu: int = 1,
-    augment=False, num_it: int = 100,
+    data_dir, arch: str, seed: int, pretrained: str, suggestion: str = "valley",
+    settings: LearnerSettings = LearnerSettings(), num_it: int = 100,
 ) -> tuple:
     """fastai's `learn.lr_find()` on replicate `seed`'s training split: (result, curve).
 
@@ -574,11 +567,9 @@ def find_lr(
 
     if suggestion not in SUGGESTIONS:
         raise ValueError(f"suggestion {suggestion!r} is not one of fastai's {', '.join(SUGGESTIONS)}")
-    seed_everything(seed, threads, deterministic)
-    data, learn, history = seeded_learner(
-        data_dir, arch, pretrained, f"{arch} lr_find seed {seed} | ", batch_size, device, precision, channels_last,
-        num_workers, score_test=False, dataset=dataset, seed=seed, jobs_per_gpu=jobs_per_gpu, augment=augment,
-    )
+    seed_everything(seed, settings.threads, settings.deterministic)
+    data, learn, history = seeded_learner(data_dir, arch, pretrained, f"{arch} lr_find seed {seed} | ", settings,
+                                          seed=seed, score_test=False)
     learn.remove_cb(history)  # lr_find skips validation: there is no epoch to record
     learn.freeze()
     with tempfile.TemporaryDirectory() as tmp, learn.no_bar(), learn.no_logging():
@@ -602,7 +593,7 @@ def lr_find_job(spec: dict) -> None:
     """The `lr_find` rule's job: one architecture's lr_find, its result (json) and curve (csv)."""
     from .io import write_csv, write_json
 
-    result, curve = find_lr(**spec["settings"])
+    result, curve = find_lr(**with_settings(spec["settings"]))
     write_json(spec["result"], result)
     write_csv(spec["curve"], curve)
 
@@ -618,9 +609,11 @@ def pretrain_body(
     replicate in real use: the source task's split is split_seed's.
     """
     seed_everything(seed, threads, deterministic)
+    # Rule pretrain has settings of its own (its params): the others keep their defaults (fp32, no augmentation).
+    settings = LearnerSettings(batch_size=batch_size, device=device, deterministic=deterministic, dataset=dataset,
+                               jobs_per_gpu=jobs_per_gpu, threads=threads)
     # The source task's test split plays no part in anything: no need to score it every epoch.
-    _, learn, history = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", batch_size, device,
-                                       score_test=False, dataset=dataset, jobs_per_gpu=jobs_per_gpu)
+    _, learn, history = seeded_learner(data_dir, arch, "none", f"{arch} pretrain | ", settings, score_test=False)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr)
     save_torch({k: v.cpu() for k, v in learn.model[0].state_dict().items()}, out_path)
@@ -633,7 +626,7 @@ def train_job(spec: dict) -> None:
 
     from .io import write_csv, write_json
 
-    rows, seconds, final = train_cell(**spec["cell"])
+    rows, seconds, final = train_cell(**with_settings(spec["cell"]))
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     # Seconds vary from run to run; keeping them apart keeps history.csv and
     # metrics.json byte-identical across reruns of the same cell.

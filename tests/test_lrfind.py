@@ -56,13 +56,26 @@ def test_training_jobs_read_the_rate_and_build_the_learner_as_lr_find_does(tmp_p
     result = lr_find_result(tmp_path)
     cell = jobs.learner_settings(fake_snakemake(tmp_path, lr_find=str(result), augment=dict(max_rotate=5)))
     assert cell["fine_tune_args"]["base_lr"] == 1.5e-3 and cell["seed"] == 3
-    assert cell["augment"] == dict(max_rotate=5) and cell["data_dir"] == f"{tmp_path}/data/target"
-    assert jobs.learner_settings(fake_snakemake(tmp_path))["augment"] is False  # the param only exists when on
+    assert cell["settings"]["augment"] == dict(max_rotate=5) and cell["data_dir"] == f"{tmp_path}/data/target"
+    # The param only exists when on.
+    assert jobs.learner_settings(fake_snakemake(tmp_path))["settings"]["augment"] is False
     finder = jobs.lr_find_settings(fake_snakemake(tmp_path, augment=True, suggestion="valley", seed=0))
     assert finder["suggestion"] == "valley" and finder["seed"] == 0 and "fine_tune_args" not in finder
     # Everything else that builds the learner is the same.
     shared = set(finder) - {"suggestion", "seed"}
     assert shared == set(cell) - {"fine_tune_args", "seed"}
+
+
+def test_a_job_builds_its_learner_from_the_params_that_rerun_it(tmp_path):
+    config = dict(batch_size=8, device="cpu", deterministic=True, precision="bf16", channels_last=True, num_workers=2,
+                  dataset=dict(name="digits"), augment=False, jobs_per_gpu=3)
+    params = jobs.learner_params(config)
+    assert "augment" not in params and "jobs_per_gpu" not in params  # neither reruns a finished job
+    job = fake_snakemake(tmp_path, **params)
+    job.config = config
+    assert jobs.learner_settings(job)["settings"] == dict(config, threads=1)
+    on = dict(config, augment=dict(max_rotate=5))
+    assert jobs.learner_params(on)["augment"] == dict(max_rotate=5)
 
 
 def test_the_report_states_each_rate_and_the_template_escapes_it(tmp_path):

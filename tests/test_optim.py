@@ -6,6 +6,7 @@ from fastai.optimizer import Adam
 from torch import nn
 
 from epochbench import train
+from epochbench.jobs import LearnerSettings
 from epochbench.optim import FusedAdam
 
 
@@ -60,7 +61,8 @@ def test_the_comparison_sees_weight_decay_on_biases():
 
 def test_learners_use_it_with_fastais_flags(tiny_data):
     train.seed_everything(0, 1)
-    _, learn, _ = train.seeded_learner(tiny_data, "test_resnet", "none", "", 16, "cpu")
+    _, learn, _ = train.seeded_learner(tiny_data, "test_resnet", "none", "",
+                                       LearnerSettings(batch_size=16, device="cpu"))
     learn.create_opt()
     assert isinstance(learn.opt, FusedAdam)
     batch_norm = next(m for m in learn.model.modules() if isinstance(m, nn.BatchNorm2d))
@@ -68,7 +70,8 @@ def test_learners_use_it_with_fastais_flags(tiny_data):
 
 
 def test_a_cell_with_fused_adam_ends_near_one_with_fastais_adam(tiny_data, monkeypatch):
-    cell = dict(data_dir=tiny_data, arch="test_resnet", n=2, seed=1, pretrained="none", batch_size=16,
+    cell = dict(data_dir=tiny_data, arch="test_resnet", n=2, seed=1, pretrained="none",
+                settings=LearnerSettings(batch_size=16),
                 fine_tune_args=dict(base_lr=2e-3, freeze_epochs=1, lr_mult=100))
     ours = train.train_cell(**cell)[0]
     monkeypatch.setattr(train, "OPT_FUNC", Adam)
@@ -89,7 +92,8 @@ def test_gradients_are_dropped_after_each_step_and_frozen_weights_stay_put(tiny_
             seen.append(sum(p.grad is not None for p in self.learn.model.parameters()))
 
     train.seed_everything(0, 1)
-    _, learn, _ = train.seeded_learner(tiny_data, "test_resnet", "none", "", 16, "cpu")
+    _, learn, _ = train.seeded_learner(tiny_data, "test_resnet", "none", "",
+                                       LearnerSettings(batch_size=16, device="cpu"))
     learn.add_cb(GradientSpy())
     learn.freeze()
     body = {name: p.clone() for name, p in learn.model[0].named_parameters() if not p.requires_grad}

@@ -233,6 +233,7 @@ def test_augmentation_reruns_the_training_jobs_alone_and_off_changes_nothing(fin
 def test_base_lr_valley_finds_one_rate_per_architecture_that_every_cell_uses(tmp_path):
     """config/ci.yaml, cut to one architecture and fine_tune alone, with base_lr: valley and augmentation."""
     from epochbench import train
+    from epochbench.jobs import LearnerSettings
 
     config = yaml.safe_load(CI_CONFIG.read_text())
     config.update(experiment="ci-lr-find", architectures=["test_resnet"], strategies=["fine_tune"],
@@ -252,7 +253,7 @@ def test_base_lr_valley_finds_one_rate_per_architecture_that_every_cell_uses(tmp
     for n in range(1, config["max_epochs"] + 1):
         rows, _, _ = train.train_cell(results / "data" / "target", "test_resnet", n, seed=0, pretrained="none",
                                       fine_tune_args=dict(config["fine_tune"], base_lr=found["lr"]),
-                                      batch_size=config["batch_size"], device="cpu")
+                                      settings=LearnerSettings(batch_size=config["batch_size"], device="cpu"))
         for seed in config["seeds"]:
             history = pd.read_csv(results / "cells" / "fine_tune" / "test_resnet" / f"n{n}" / f"seed{seed}" / "history.csv")
             assert history["lr"].to_numpy() == pytest.approx([r["lr"] for r in rows], rel=1e-6)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import warnings
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -16,13 +17,21 @@ from fastai.callback.fp16 import MixedPrecision
 from fastai.vision.core import imagenet_stats
 
 from epochbench import data, train
+from epochbench.jobs import LearnerSettings
 
 FT = dict(base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0)
+BATCH_16 = LearnerSettings(batch_size=16)
+BATCH_8_CPU = LearnerSettings(batch_size=8, device="cpu")
+
+
+def frozen_job(cell: dict, checkpoint) -> None:
+    """Rule frozen_fit's job for `cell`, its learner settings handed over as plain data, as a job's spec holds them."""
+    train.frozen_job(dict(cell=dict(cell, settings=asdict(cell["settings"])), checkpoint=checkpoint))
 
 
 def test_history_covers_frozen_and_unfrozen_epochs(tiny_data):
     rows, seconds, final = train.train_cell(tiny_data, "test_resnet", 3, seed=0, pretrained="none",
-                                            fine_tune_args=dict(FT, freeze_epochs=2), batch_size=16)
+                                            fine_tune_args=dict(FT, freeze_epochs=2), settings=BATCH_16)
     assert [(r["fit"], r["phase"], r["epoch"]) for r in rows] == [
         (1, "frozen", 1), (1, "frozen", 2), (2, "unfrozen", 1), (2, "unfrozen", 2), (2, "unfrozen", 3)]
     assert len(seconds) == 5 and all(s > 0 for s in seconds)
@@ -41,7 +50,7 @@ def test_history_covers_frozen_and_unfrozen_epochs(tiny_data):
 def test_per_epoch_test_metrics_match_fastai_validate(tiny_data):
     """The callback's own test pass agrees with fastai's `learn.validate` on the same weights."""
     train.seed_everything(0, 1)
-    prepared, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu")
+    prepared, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", BATCH_8_CPU)
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, 1e-3)
         learn.remove_cb(history)
@@ -61,7 +70,7 @@ def body_parameters(learn):
 def test_head_only_follows_fine_tunes_schedule_with_the_body_frozen(tiny_data, monkeypatch):
     args = dict(FT, freeze_epochs=1)
     ft_rows, _, _ = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none", fine_tune_args=args,
-                                     batch_size=16)
+                                     settings=BATCH_16)
     trained = {}
     real_train_strategy = train.train_strategy
 
@@ -72,7 +81,7 @@ def test_head_only_follows_fine_tunes_schedule_with_the_body_frozen(tiny_data, m
 
     monkeypatch.setattr(train, "train_strategy", spy)
     head_rows, _, final = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none",
-                                           fine_tune_args=args, strategy="head_only", batch_size=16)
+                                           fine_tune_args=args, strategy="head_only", settings=BATCH_16)
     assert [r["lr"] for r in head_rows] == pytest.approx([r["lr"] for r in ft_rows])
     assert [(r["fit"], r["phase"]) for r in head_rows] == [(1, "frozen"), (2, "frozen"), (2, "frozen")]
     before, after = trained["head_only"]
@@ -96,7 +105,7 @@ def test_optimizer_state_is_cleared_between_the_two_fits(tiny_data, monkeypatch,
     real_make_learner = train.make_learner
     monkeypatch.setattr(train, "make_learner", lambda *a, **k: real_make_learner(*a, **{**k, "cbs": [*k["cbs"], probe]}))
     train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=FT, strategy=strategy,
-                     batch_size=16)
+                     settings=BATCH_16)
     assert probe.has_state == [False, False]
 
 
@@ -109,7 +118,8 @@ def test_from_scratch_trains_fine_tunes_epochs_at_its_own_rate_without_the_sourc
     monkeypatch.setattr(train, "make_learner", lambda *a, **k: used.append((a[3], k["normalize_as"]))
                         or real_make_learner(*a, **k))
     rows, _, final = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained=str(weights),
-                                      fine_tune_args=FT, strategy="from_scratch", batch_size=16, from_scratch_lr=5e-3)
+                                      fine_tune_args=FT, strategy="from_scratch", settings=BATCH_16,
+                                      from_scratch_lr=5e-3)
     assert used == [("none", None)]
     # freeze_epochs + n = 3 epochs, as many as fine_tune(2) trains, in one one-cycle fit at from_scratch_lr.
     assert [(r["fit"], r["phase"], r["epoch"]) for r in rows] == [(1, "unfrozen", e) for e in (1, 2, 3)]
@@ -125,7 +135,7 @@ def test_from_scratch_gets_imagenet_normalize_beside_imagenet_runs(tiny_data, mo
     monkeypatch.setattr(train, "make_learner", lambda *a, **k: used.append((a[3], k["normalize_as"]))
                         or real_make_learner(*a, **k))
     train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="imagenet", fine_tune_args=FT,
-                     strategy="from_scratch", batch_size=16)
+                     strategy="from_scratch", settings=BATCH_16)
     assert used == [("none", "imagenet")]
     learn = real_make_learner("test_resnet", train.make_dataloaders(data.load_prepared(tiny_data), 16, "cpu"), 3,
                               "none", normalize_as="imagenet")
@@ -150,7 +160,7 @@ class CPUMixedPrecision(MixedPrecision):
 def test_test_metrics_run_under_the_validations_autocast(tiny_data):
     """Scoring the validation split as a test split, under bf16 autocast, gives fastai's own validation numbers."""
     train.seed_everything(0, 1)
-    _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu")
+    _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", BATCH_8_CPU)
     learn.remove_cb(history)
     precision = CPUMixedPrecision(amp_mode="bf16")
     learn.add_cb(precision)
@@ -181,7 +191,7 @@ class BatchLosses(Callback):
 
 def test_history_records_the_epoch_mean_training_loss_beside_fastais_smoothed_one(tiny_data):
     train.seed_everything(0, 1)
-    _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu")
+    _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", BATCH_8_CPU)
     batches = BatchLosses()
     learn.add_cb(batches)
     with learn.no_bar(), learn.no_logging():
@@ -196,9 +206,9 @@ def test_history_records_the_epoch_mean_training_loss_beside_fastais_smoothed_on
 
 def test_test_split_scored_only_at_the_end_unless_asked(tiny_data):
     every, _, final_every = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none",
-                                             fine_tune_args=FT, batch_size=16)
+                                             fine_tune_args=FT, settings=BATCH_16)
     last, _, final_last = train.train_cell(tiny_data, "test_resnet", 2, seed=0, pretrained="none",
-                                           fine_tune_args=FT, batch_size=16, test_every_epoch=False)
+                                           fine_tune_args=FT, settings=BATCH_16, test_every_epoch=False)
     assert all(math.isnan(r["test_accuracy"]) for r in last[:-1]) and not math.isnan(last[-1]["test_accuracy"])
     # Skipping the test passes changes nothing else: same training, same final numbers.
     assert final_last == final_every
@@ -213,9 +223,10 @@ def same_history(rows, other) -> bool:
 @pytest.mark.parametrize("strategy", ["fine_tune", "head_only"])
 def test_cells_resumed_from_the_shared_frozen_fit_equal_running_straight_through(tiny_data, tmp_path, strategy):
     args = dict(FT, freeze_epochs=2)
-    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=args, batch_size=16)
+    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=args,
+                settings=BATCH_16)
     checkpoint = tmp_path / "frozen.pt"
-    train.frozen_job(dict(cell=cell, checkpoint=checkpoint))
+    frozen_job(cell, checkpoint)
     for n, test_every_epoch in [(1, False), (3, True)]:
         straight = train.train_cell(**cell, n=n, strategy=strategy, test_every_epoch=test_every_epoch)
         resumed = train.train_cell(**cell, n=n, strategy=strategy, test_every_epoch=test_every_epoch,
@@ -229,9 +240,10 @@ def test_cells_resumed_from_the_shared_frozen_fit_equal_running_straight_through
 
 def test_every_random_stream_in_the_frozen_checkpoint_counts(tiny_data, tmp_path):
     """Resuming without the DataLoader's own shuffling stream gives other numbers: the test above can fail."""
-    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=FT, batch_size=16)
+    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=FT,
+                settings=BATCH_16)
     checkpoint = tmp_path / "frozen.pt"
-    train.frozen_job(dict(cell=cell, checkpoint=checkpoint))
+    frozen_job(cell, checkpoint)
     straight, _, _ = train.train_cell(**cell, n=2)
     state = torch.load(checkpoint, weights_only=True)
     torch.save(dict(state, loader_random=[]), checkpoint)
@@ -240,9 +252,9 @@ def test_every_random_stream_in_the_frozen_checkpoint_counts(tiny_data, tmp_path
 
 
 def test_a_frozen_checkpoint_of_another_architecture_names_its_file(tiny_data, tmp_path):
-    cell = dict(data_dir=tiny_data, seed=0, pretrained="none", fine_tune_args=FT, batch_size=16)
+    cell = dict(data_dir=tiny_data, seed=0, pretrained="none", fine_tune_args=FT, settings=BATCH_16)
     checkpoint = tmp_path / "frozen.pt"
-    train.frozen_job(dict(cell=dict(cell, arch="test_resnet"), checkpoint=checkpoint))
+    frozen_job(dict(cell, arch="test_resnet"), checkpoint)
     with pytest.raises(train.WeightsError, match=str(checkpoint)):
         train.train_cell(**cell, arch="resnet18", n=1, frozen_state=checkpoint)
 
@@ -256,7 +268,7 @@ def test_cells_of_one_replicate_share_its_split_across_n_and_strategies(tmp_path
     monkeypatch.setattr(train, "load_prepared", lambda *a: seen.append(real_load(*a)) or seen[-1])
     for n, strategy, seed in [(1, "fine_tune", 3), (2, "head_only", 3), (1, "fine_tune", 4)]:
         _, _, final = train.train_cell(tmp_path, "test_resnet", n, seed=seed, pretrained="none", fine_tune_args=FT,
-                                       strategy=strategy, batch_size=16, dataset=spec)
+                                       strategy=strategy, settings=LearnerSettings(batch_size=16, dataset=spec))
         assert final["n_train"] == 48
     assert np.array_equal(seen[0].splits, seen[1].splits) and np.array_equal(seen[0].labels, seen[1].labels)
     assert not np.array_equal(seen[0].splits, seen[2].splits)
@@ -265,7 +277,7 @@ def test_cells_of_one_replicate_share_its_split_across_n_and_strategies(tmp_path
 def test_same_seed_same_numbers_other_seed_other_numbers(tiny_data):
     def run(seed):
         rows, _, final = train.train_cell(tiny_data, "test_resnet", 1, seed=seed, pretrained="none",
-                                          fine_tune_args=FT, batch_size=16)
+                                          fine_tune_args=FT, settings=BATCH_16)
         return rows, final
 
     first, again, other = run(0), run(0), run(1)
@@ -368,8 +380,8 @@ def test_training_and_pretraining_jobs_ask_for_one_of_jobs_per_gpu_slots(tiny_da
 
     monkeypatch.setattr(train, "pick_device", pick_device)
     with pytest.raises(DevicePicked):
-        train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=FT, device="cuda",
-                         jobs_per_gpu=3)
+        train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=FT,
+                         settings=LearnerSettings(device="cuda", jobs_per_gpu=3))
     with pytest.raises(DevicePicked):
         train.pretrain_body(tiny_data, "test_resnet", tmp_path / "body.pt", epochs=1, lr=1e-3, device="cuda",
                             jobs_per_gpu=4)
@@ -411,9 +423,10 @@ def test_augmentation_changes_the_training_batches_alone(tiny_data, monkeypatch)
         return real_make_learner(*args, **{**kwargs, "cbs": [*kwargs["cbs"], probe]})
 
     monkeypatch.setattr(train, "make_learner", with_probe)
-    cell = dict(data_dir=tiny_data, arch="test_resnet", n=1, seed=0, pretrained="none", fine_tune_args=FT, batch_size=16)
+    cell = dict(data_dir=tiny_data, arch="test_resnet", n=1, seed=0, pretrained="none", fine_tune_args=FT,
+                settings=BATCH_16)
     train.train_cell(**cell)
-    train.train_cell(**cell, augment=True)
+    train.train_cell(**dict(cell, settings=LearnerSettings(batch_size=16, augment=True)))
     plain, augmented = seen[0].batches, seen[1].batches
     # Without augmentation each epoch shows the same training images, shuffled: the control of the check below.
     assert as_multiset(images_seen(plain, "train", 1)) == as_multiset(images_seen(plain, "train", 2))
@@ -429,7 +442,8 @@ def test_augmented_test_batches_are_the_plain_ones(tiny_data):
     loaders = []
     for augment in (False, dict(max_rotate=30, p_affine=1.0, p_lighting=1.0)):
         train.seed_everything(0, 1)
-        _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "", 8, "cpu", augment=augment)
+        _, learn, history = train.seeded_learner(tiny_data, "test_resnet", "none", "",
+                                                 LearnerSettings(batch_size=8, device="cpu", augment=augment))
         loaders.append(history.test_dl)
         assert not [t for t in history.test_dl.after_batch.fs if "RandTransform" in [c.__name__ for c in type(t).__mro__]]
     plain, augmented = ([xb.clone() for xb, _ in dl] for dl in loaders)
@@ -460,16 +474,16 @@ def test_fastai_lighting_reaches_the_training_loader_by_its_split_idx(tiny_data)
 
 def test_augmented_cells_repeat_bit_for_bit_and_resume_from_the_frozen_fit(tiny_data, tmp_path):
     augment = dict(max_rotate=20, p_affine=1.0)
-    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=FT, batch_size=16,
-                augment=augment)
+    cell = dict(data_dir=tiny_data, arch="test_resnet", seed=3, pretrained="none", fine_tune_args=FT,
+                settings=LearnerSettings(batch_size=16, augment=augment))
     checkpoint = tmp_path / "frozen.pt"
-    train.frozen_job(dict(cell=cell, checkpoint=checkpoint))
+    frozen_job(cell, checkpoint)
     straight = train.train_cell(**cell, n=2)
     again = train.train_cell(**cell, n=2)
     resumed = train.train_cell(**cell, n=2, frozen_state=checkpoint)
     assert same_history(again[0], straight[0]) and again[2] == straight[2]
     assert same_history(resumed[0], straight[0]) and resumed[2] == dict(straight[2], epochs_shared=1)
-    plain = train.train_cell(**dict(cell, augment=False), n=2)
+    plain = train.train_cell(**dict(cell, settings=LearnerSettings(batch_size=16, augment=False)), n=2)
     assert not same_history(plain[0], straight[0])
 
 
@@ -482,9 +496,9 @@ def test_find_lr_suggests_a_rate_from_the_frozen_learner_and_leaves_no_file(tiny
     monkeypatch.setattr(train, "make_learner", lambda *a, **k: learners.append(real_make_learner(*a, **k)) or learners[-1])
     weights = tmp_path / "body.pt"
     train.pretrain_body(tiny_data, "test_resnet", weights, epochs=1, lr=1e-3, batch_size=16)
-    settings = dict(data_dir=tiny_data, arch="test_resnet", seed=0, pretrained=str(weights), batch_size=16,
-                    device="cpu")
-    result, curve = train.find_lr(**settings, suggestion="valley")
+    finder = dict(data_dir=tiny_data, arch="test_resnet", seed=0, pretrained=str(weights),
+                  settings=LearnerSettings(batch_size=16, device="cpu"))
+    result, curve = train.find_lr(**finder, suggestion="valley")
     learn = learners[-1]
     # The body the cells start from, frozen as for fine_tune's first fit, and put back after the mock training.
     assert learn.opt.frozen_idx == len(learn.opt.param_lists) - 1
@@ -496,24 +510,25 @@ def test_find_lr_suggests_a_rate_from_the_frozen_learner_and_leaves_no_file(tiny
     assert result["train_images"] == 48 and result["seed"] == 0
     assert list(curve.columns) == ["lr", "loss"] and len(curve) == result["iterations"] <= 100
     assert curve["lr"].iloc[0] == pytest.approx(1e-7) and curve["lr"].is_monotonic_increasing
-    again, again_curve = train.find_lr(**settings, suggestion="valley")
+    again, again_curve = train.find_lr(**finder, suggestion="valley")
     assert again == result and again_curve.equals(curve)
     # The job writes both files; the cells read the rate back from the result.
     files = dict(result=tmp_path / "out" / "test_resnet.json", curve=tmp_path / "out" / "test_resnet.csv")
-    train.lr_find_job(dict(settings=dict(settings, suggestion="steep"), **files))
+    train.lr_find_job(dict(settings=dict(finder, settings=asdict(finder["settings"]), suggestion="steep"), **files))
     steep = json.loads(files["result"].read_text())
     assert steep["suggestion"] == "steep" and steep["lr"] == result["suggestions"]["steep"]
     assert pd.read_csv(files["curve"])["lr"].to_numpy() == pytest.approx(curve["lr"].to_numpy(), rel=1e-7)
     assert with_found_rate(dict(FT, base_lr="steep"), files["result"]) == dict(FT, base_lr=steep["lr"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["body.pt", "out"]  # no models/ folder left behind
     with pytest.raises(ValueError, match="suggestion 'valey'"):
-        train.find_lr(**settings, suggestion="valey")
+        train.find_lr(**finder, suggestion="valey")
 
 
 def test_a_cell_without_its_lr_find_result_stops_but_from_scratch_needs_none(tiny_data):
     args = dict(FT, base_lr="valley")
     with pytest.raises(ValueError, match="lr_find result"):
-        train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=args, batch_size=16)
+        train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=args,
+                         settings=BATCH_16)
     rows, _, _ = train.train_cell(tiny_data, "test_resnet", 1, seed=0, pretrained="none", fine_tune_args=args,
-                                  batch_size=16, strategy="from_scratch", from_scratch_lr=5e-3)
+                                  settings=BATCH_16, strategy="from_scratch", from_scratch_lr=5e-3)
     assert max(r["lr"] for r in rows) <= 5e-3

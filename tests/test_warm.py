@@ -507,7 +507,7 @@ def test_warm_and_cold_runs_of_a_cell_give_identical_bytes(tmp_path):
     prepare_dataset(dict(name="digits", classes=["0", "1", "2", "3"], train_size=64, label_noise=0.2, split_seed=0,
                          valid_fraction=0.2, test_fraction=0.2), 16, data_dir, min_train=32)
     cell = dict(data_dir=str(data_dir), arch="test_resnet", strategy="fine_tune", n=1, seed=0, pretrained="none",
-                fine_tune_args=dict(base_lr=0.002), batch_size=32, threads=1, device="cpu")
+                fine_tune_args=dict(base_lr=0.002), settings=dict(batch_size=32, threads=1, device="cpu"))
 
     def spec(where):
         folder = tmp_path / where

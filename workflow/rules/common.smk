@@ -9,6 +9,7 @@ from epochbench.config import (
     config_hash,
     schema_error,
 )
+from epochbench.jobs import learner_params
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 
@@ -100,19 +101,12 @@ def body_weights(wildcards):
 OPTIMIZER = "FusedAdam"
 
 # The settings a training job's learner is built with: a change to any reruns its jobs.
+# The job rebuilds epochbench.jobs.LearnerSettings from the params that learner_params gives.
 LEARNER_PARAMS = dict(
     optimizer=OPTIMIZER,
     pretrained=config["pretrained"],
     fine_tune=config["fine_tune"],
-    batch_size=config["batch_size"],
-    device=config["device"],
-    deterministic=config["deterministic"],
-    precision=config["precision"],
-    channels_last=config["channels_last"],
-    num_workers=config["num_workers"],
-    dataset=config["dataset"],
-    # Only when on: an experiment without augmentation keeps the params its finished jobs ran with.
-    **({"augment": config["augment"]} if config["augment"] is not False else {}),
+    **learner_params(config),
 )
 # lr_find builds its learner as the training jobs do, and needs none of fine_tune's other settings.
 LR_FIND_PARAMS = dict(
