@@ -11,7 +11,7 @@ functions as `decisions.analyze`, which tests/test_decisions.py checks
 verdict by verdict), and for the paired t-tests with Holm of commit BEFORE,
 vectorised here and checked first against BEFORE's own code, read from git
 history. The tests assert bounds on fewer reports; this script records the
-rates for the README.
+rates for docs/verdicts.md.
 """
 
 import importlib.util
@@ -248,7 +248,7 @@ def percent(value) -> str:
 
 
 def markdown_tables(table: pd.DataFrame) -> str:
-    """The README's calibration tables, made from calibration.csv (tests/test_benchmarks.py keeps them equal)."""
+    """The calibration tables of docs/verdicts.md, made from calibration.csv (tests/test_benchmarks.py keeps them equal)."""
     null = table[table["setting"] == NULL]
     lines = ["Share of simulated reports in which nothing differs that make **any false claim** (limit 5%), "
              f"{int(null['reports'].max())} reports per cell; one architecture: the larger of N = 6 and N = 10; "

@@ -23,7 +23,7 @@ as before), freezing, `wd_bn_bias` (no weight decay where fastai sets
 PyTorch computes the denominator as sqrt(v)/sqrt(1-sqr_mom^t) + eps, so results
 agree with fastai's Adam to float rounding, not bit for bit (tests/test_optim.py).
 Like another thread count, that moves a run's numbers within their uncertainty
-(README, "The default experiment": the same verdict with either optimizer).
+(docs/default-experiment.md: the same verdict with either optimizer).
 """
 
 import torch

@@ -19,8 +19,8 @@ def test_gpu_benchmark_without_a_gpu_exits_2_with_one_line_and_writes_nothing(tm
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_the_readme_calibration_tables_are_the_results_file():
-    """README's tables are made from benchmarks/results/calibration.csv by the benchmark's own function."""
+def test_the_calibration_tables_in_the_docs_are_the_results_file():
+    """docs/verdicts.md's tables are made from benchmarks/results/calibration.csv by the benchmark's own function."""
     import pandas as pd
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -29,8 +29,7 @@ def test_the_readme_calibration_tables_are_the_results_file():
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     tables = calibration.markdown_tables(pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv"))
-    readme = (ROOT / "README.md").read_text()
-    assert tables in readme
+    assert tables in (ROOT / "docs" / "verdicts.md").read_text()
 
 
 def test_the_replicates_the_report_names_for_power_are_the_results_file():

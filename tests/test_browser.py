@@ -140,3 +140,18 @@ def test_browser_checks_catch_a_broken_page(tmp_path):
         overflow = horizontal_overflow(driver)
         assert overflow is not None and overflow["scrollWidth"] >= 3000
         assert any(el["tag"] == "div" and el["width"] == 3000 for el in overflow["wide"]), overflow
+
+
+def test_readme_pictures_are_made_from_a_report(finished_run, tmp_path):
+    """docs/pictures.py, on a rendered report: the answer box as the browser draws it, and the accuracy figure."""
+    import importlib.util
+
+    workdir, _ = finished_run
+    browser_paths()  # fails with the one line above where Chromium is missing
+    spec = importlib.util.spec_from_file_location("pictures", Path(__file__).resolve().parents[1] / "docs" / "pictures.py")
+    pictures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pictures)
+    answer, figure = pictures.make_pictures(workdir / "reports" / "ci", tmp_path)
+    height, width = matplotlib.image.imread(answer).shape[:2]
+    assert 600 < width <= pictures.WIDTH and 100 < height  # the box, not the window
+    assert figure.read_bytes() == (workdir / "reports" / "ci" / "figures" / "accuracy_vs_n.png").read_bytes()

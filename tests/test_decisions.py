@@ -8,7 +8,7 @@ skewed with a spread that falls with n, or rounded to whole images. Each
 rate here rests on a few hundred reports, so its bound is the report's
 budget, 5%, widened by two Monte-Carlo standard errors of a 5% rate (stated
 with each test); benchmarks/calibration.py measures every setting on 2,000
-reports and the README's table comes from there.
+reports and docs/verdicts.md's tables come from there.
 """
 
 import itertools
