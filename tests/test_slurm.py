@@ -73,11 +73,11 @@ def cluster():
             assert stop.returncode == 0, stop.stderr
 
 
-def slurm_command(workdir, *extra):
-    """The README's `snakemake --profile workflow/profiles/slurm`, on config/ci.yaml's sweep, in `workdir`."""
+def slurm_command(workdir, *extra, configfile=None):
+    """The README's `snakemake --profile workflow/profiles/slurm`, on config/ci.yaml's sweep (or `configfile`)."""
     return [
         "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(sweep_only_config(workdir)), "--profile", str(PROFILE),
+        "--configfile", str(configfile or sweep_only_config(workdir)), "--profile", str(PROFILE),
         "--jobs", "2", "--latency-wait", "5", *NO_GPUS, *NO_ACCOUNTING, *QUICK_POLLING, *extra,
     ]
 
@@ -307,8 +307,17 @@ def test_ci_sweep_through_sbatch_matches_a_local_run(cluster, finished_run, tmp_
     assert (tmp_path / "reports" / "ci" / "index.html").is_file()
 
 
+def smallest_sweep_config(folder):
+    """config/ci.yaml's sweep cut to one architecture and one replicate: a kill and a rerun need no more jobs."""
+    config = yaml.safe_load(sweep_only_config(folder).read_text())
+    path = folder / "smallest.yaml"
+    path.write_text(yaml.safe_dump(dict(config, architectures=["test_resnet"], seeds=[0])))
+    return path
+
+
 def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_path):
-    run = subprocess.Popen(slurm_command(tmp_path, "--retries", "0"), env=cluster,
+    smallest = smallest_sweep_config(tmp_path)
+    run = subprocess.Popen(slurm_command(tmp_path, "--retries", "0", configfile=smallest), env=cluster,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []  # snakemake's output so far: which jobs are this run's
     reader = threading.Thread(target=lambda: lines.extend(run.stdout), daemon=True)
@@ -334,7 +343,7 @@ def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_pat
     assert run.returncode != 0
     assert killed in output and re.search(r"Error in rule (pretrain|train)", output), output[-4000:]
 
-    rerun = subprocess.run(slurm_command(tmp_path), env=cluster, capture_output=True, text=True)
+    rerun = subprocess.run(slurm_command(tmp_path, configfile=smallest), env=cluster, capture_output=True, text=True)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
     assert (tmp_path / "reports" / "ci" / "index.html").is_file()
 
