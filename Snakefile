@@ -22,6 +22,17 @@ include: "workflow/rules/analyze.smk"
 include: "workflow/rules/report.smk"
 
 
+# The tables, figures and report take seconds and need no GPU: under a cluster profile they run where
+# snakemake runs instead of queueing for a node, one after the other (Snakemake's localrules).
+localrules:
+    all,
+    collect_tables,
+    summarize,
+    plot_figures,
+    latex_tables,
+    render_report,
+
+
 rule all:
     default_target: True
     input:
