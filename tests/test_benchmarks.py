@@ -20,7 +20,7 @@ def test_gpu_benchmark_without_a_gpu_exits_2_with_one_line_and_writes_nothing(tm
 
 
 def test_the_calibration_tables_in_the_docs_are_the_results_file():
-    """docs/verdicts.md's tables are made from benchmarks/results/calibration.csv by the benchmark's own function."""
+    """docs/verdicts.md's tables and the README's summary are made from benchmarks/results/calibration.csv by the benchmark's own function."""
     import pandas as pd
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -30,6 +30,8 @@ def test_the_calibration_tables_in_the_docs_are_the_results_file():
         sys.path.remove(str(ROOT / "benchmarks"))
     tables = calibration.markdown_tables(pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv"))
     assert tables in (ROOT / "docs" / "verdicts.md").read_text()
+    summary = calibration.readme_table(pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv"))
+    assert summary in (ROOT / "README.md").read_text()
 
 
 def test_the_replicates_the_report_names_for_power_are_the_results_file():
