@@ -284,18 +284,17 @@ def markdown_tables(table: pd.DataFrame) -> str:
 def readme_table(table: pd.DataFrame) -> str:
     """The README's summary of calibration.csv: each noise's worst null rate, old rules beside new, and power."""
     null = table[table["setting"] == NULL]
-    lines = ["| noise, nothing differs | any false claim, this report's rules | before: paired t-tests, Holm |",
-             "|---|---|---|"]
-    for shape in simulation.SHAPES:
-        rates = null[null["shape"] == shape].groupby("rule")["rate"].max()
-        lines.append(f"| {shape} | {percent(rates.get(THIS))} | {percent(rates.get(OLD))} |")
+    worst = null.groupby(["rule", "shape"])["rate"].max()
+    lines = ["| any false claim, nothing differs | " + " | ".join(simulation.SHAPES) + " |",
+             "|---" * (len(simulation.SHAPES) + 1) + "|"]
+    for rule, name in ((THIS, "this report's rules"), (OLD, "before: paired t-tests, Holm")):
+        lines.append(f"| {name} | " + " | ".join(percent(worst.get((rule, shape))) for shape in simulation.SHAPES) + " |")
     power = table[(table["setting"] == "power: decline 1 pt per epoch after n = 4") & (table["shape"] == "normal")
                   & (table["max_n"] == 6)].set_index(["replicates", "rule"])["rate"]
     found = ", ".join(f"{percent(power[(k, THIS)])} / {percent(power[(k, OLD)])} at k = {k}" for k in KS)
     lines += ["", f"Worst over k = {', '.join(map(str, KS))} replicates, N = {' and '.join(map(str, MAX_NS))}, one or "
-              f"two architectures, with or without the baselines; {int(null['reports'].max())} simulated reports "
-              f"each (limit 5%). A decline of 1 point per epoch after n = 4 (N = 6) is found in {found} "
-              "(this / before)."]
+              f"two architectures, with or without baselines, {int(null['reports'].max())} simulated reports each "
+              f"(limit 5%). A decline of 1 point per epoch after n = 4 (N = 6) is found in {found} (this / before)."]
     return "\n".join(lines) + "\n"
 
 
