@@ -171,6 +171,43 @@ def schema_error(config: dict, schema_path) -> "str | None":
     return f"config key '{key}': {error.message}"
 
 
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def with_defaults(config: dict, schema: dict, definitions: dict = None) -> dict:
+    """`config` with the schema's defaults filled in, as Snakemake's `validate` fills them (without importing it)."""
+    definitions = schema.get("definitions", {}) if definitions is None else definitions
+    filled = dict(config)
+    for key, spec in schema.get("properties", {}).items():
+        if "$ref" in spec:
+            spec = definitions[spec["$ref"].rsplit("/", 1)[-1]]
+        if key not in filled and "default" in spec:
+            filled[key] = json.loads(json.dumps(spec["default"]))  # a copy: the schema's own stays as it is
+        if isinstance(filled.get(key), dict) and "properties" in spec:
+            filled[key] = with_defaults(filled[key], spec, definitions)
+    return filled
+
+
+def load_config(path, schema_path=SCHEMA) -> dict:
+    """An experiment config file, checked against the schema (ConfigError: one line naming the key), defaults filled.
+
+    For the commands that read a sweep (status, report --partial, track): the
+    config the Snakefile would run with, without importing Snakemake.
+    """
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: not a config (a YAML mapping of keys)")
+    problem = schema_error(config, schema_path)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    return with_defaults(config, yaml.safe_load(Path(schema_path).read_text()))
+
+
 def check_config(config: dict, model_cache=None) -> None:
     """Raise ConfigError for the first setting that cannot work (`model_cache`: see `model_names`)."""
     _check_dataset(config["dataset"], "dataset")
