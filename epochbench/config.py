@@ -32,9 +32,15 @@ def canonical(value):
     return value
 
 
+# Keys that say where a sweep is watched from, not what it computes: left out of the config's hash, so that
+# turning tracking on or off changes no hash, caption or report of a finished experiment.
+NOT_HASHED = ("tracking",)
+
+
 def config_hash(config: dict) -> str:
-    """Short, stable hash of a config: the same settings give the same hash."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    """Short, stable hash of a config: the same settings give the same hash (`NOT_HASHED` keys apart)."""
+    settings = {key: value for key, value in config.items() if key not in NOT_HASHED}
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -147,6 +153,15 @@ def _check_augment(augment, image_size) -> None:
         )
 
 
+def _check_tracking(tracking: dict) -> None:
+    # A sweep asked to log to MLflow without it installed would find out only after its first cell.
+    import importlib.util
+
+    if tracking.get("mlflow") not in (None, False) and importlib.util.find_spec("mlflow") is None:
+        raise ConfigError("config key 'tracking.mlflow': mlflow is not installed; pip install 'epochbench[mlflow]' "
+                          "(or set it to false)")
+
+
 def schema_error(config: dict, schema_path) -> "str | None":
     """The most relevant schema violation of `config` as one line naming the key, or None.
 
@@ -228,6 +243,7 @@ def check_config(config: dict, model_cache=None) -> None:
             f"config key 'batch_size': {config['batch_size']} is larger than dataset.train_size {train_size}; "
             "lower batch_size or raise train_size"
         )
+    _check_tracking(config.get("tracking") or {})
     names = model_names(model_cache)
     for name in config["architectures"]:
         architecture_source(name, names)

@@ -19,3 +19,8 @@ write_text(snakemake.output.html, report_html(
     workdir=Path(snakemake.scriptdir).parent,  # the checkout whose commit made this report
     lr_find_results=inputs.lr_find_results, lr_find_curves=inputs.lr_find_curves,
 ))
+# With tracking on, the summary run carries the report and the tables (never failing the job: see epochbench.tracking).
+if (snakemake.config.get("tracking") or {}).get("mlflow"):  # noqa: F821
+    from epochbench.tracking import track_summary  # noqa: E402
+
+    track_summary(snakemake.config, Path("."), log)  # noqa: F821
