@@ -161,6 +161,8 @@ def run_params(config: dict, strategy: str, arch: str, n: int, seed: int) -> dic
                   epochbench_version=package_version("epochbench"),
                   dataset=config["dataset"]["name"], base_lr=config.get("fine_tune", {}).get("base_lr"))
     params.update({key: config[key] for key in SETTING_PARAMS if key in config})
+    if params.get("pretrained") not in (None, "imagenet", "none", "source"):
+        params["pretrained"] = "a weights file"  # its path is the user's own business, not the tracker's
     return {key: str(value) for key, value in redact_credentials(params).items()}
 
 

@@ -113,9 +113,11 @@ def test_a_finished_cell_becomes_one_mlflow_run_with_its_history_and_files(tmp_p
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     record = json.loads((tmp_path / "results" / "tracked" / "tracking" / "fine_tune/arch_a/n2/seed0.json").read_text())
     assert record["run_id"] == run.info.run_id
-    # Nothing of the environment is logged.
+    # Nothing of the environment is logged, and no path: a weights file is named as such.
     logged = json.dumps([run.data.params, run.data.tags])
-    assert SECRET not in logged and str(Path.home()) not in logged
+    assert SECRET not in logged and str(Path.home()) not in logged and str(tmp_path) not in logged
+    assert tracking.run_params(dict(config, pretrained=str(tmp_path / "body.pt")), "fine_tune", "a", 1, 0)[
+        "pretrained"] == "a weights file"
 
 
 @pytest.mark.parametrize("kind", ["refused", "silent"])
