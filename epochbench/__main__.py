@@ -1,7 +1,7 @@
-"""`python -m epochbench analyze FINALS.csv --out DIR`."""
+"""`python -m epochbench analyze | status | report --partial | track` (epochbench.cli)."""
 
 import sys
 
-from .decisions import main
+from .cli import main
 
 sys.exit(main())

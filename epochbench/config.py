@@ -32,9 +32,15 @@ def canonical(value):
     return value
 
 
+# Keys that say where a sweep is watched from, not what it computes: left out of the config's hash, so that
+# turning tracking on or off changes no hash, caption or report of a finished experiment.
+NOT_HASHED = ("tracking",)
+
+
 def config_hash(config: dict) -> str:
-    """Short, stable hash of a config: the same settings give the same hash."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    """Short, stable hash of a config: the same settings give the same hash (`NOT_HASHED` keys apart)."""
+    settings = {key: value for key, value in config.items() if key not in NOT_HASHED}
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -147,6 +153,15 @@ def _check_augment(augment, image_size) -> None:
         )
 
 
+def _check_tracking(tracking: dict) -> None:
+    # A sweep asked to log to MLflow without it installed would find out only after its first cell.
+    import importlib.util
+
+    if tracking.get("mlflow") not in (None, False) and importlib.util.find_spec("mlflow") is None:
+        raise ConfigError("config key 'tracking.mlflow': mlflow is not installed; pip install 'epochbench[mlflow]' "
+                          "(or set it to false)")
+
+
 def schema_error(config: dict, schema_path) -> "str | None":
     """The most relevant schema violation of `config` as one line naming the key, or None.
 
@@ -171,6 +186,43 @@ def schema_error(config: dict, schema_path) -> "str | None":
     return f"config key '{key}': {error.message}"
 
 
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def with_defaults(config: dict, schema: dict, definitions: dict = None) -> dict:
+    """`config` with the schema's defaults filled in, as Snakemake's `validate` fills them (without importing it)."""
+    definitions = schema.get("definitions", {}) if definitions is None else definitions
+    filled = dict(config)
+    for key, spec in schema.get("properties", {}).items():
+        if "$ref" in spec:
+            spec = definitions[spec["$ref"].rsplit("/", 1)[-1]]
+        if key not in filled and "default" in spec:
+            filled[key] = json.loads(json.dumps(spec["default"]))  # a copy: the schema's own stays as it is
+        if isinstance(filled.get(key), dict) and "properties" in spec:
+            filled[key] = with_defaults(filled[key], spec, definitions)
+    return filled
+
+
+def load_config(path, schema_path=SCHEMA) -> dict:
+    """An experiment config file, checked against the schema (ConfigError: one line naming the key), defaults filled.
+
+    For the commands that read a sweep (status, report --partial, track): the
+    config the Snakefile would run with, without importing Snakemake.
+    """
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: not a config (a YAML mapping of keys)")
+    problem = schema_error(config, schema_path)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    return with_defaults(config, yaml.safe_load(Path(schema_path).read_text()))
+
+
 def check_config(config: dict, model_cache=None) -> None:
     """Raise ConfigError for the first setting that cannot work (`model_cache`: see `model_names`)."""
     _check_dataset(config["dataset"], "dataset")
@@ -191,6 +243,7 @@ def check_config(config: dict, model_cache=None) -> None:
             f"config key 'batch_size': {config['batch_size']} is larger than dataset.train_size {train_size}; "
             "lower batch_size or raise train_size"
         )
+    _check_tracking(config.get("tracking") or {})
     names = model_names(model_cache)
     for name in config["architectures"]:
         architecture_source(name, names)

@@ -36,11 +36,8 @@ changes with n, correlation along n.
   at all, and the report says how many replicates it would need.
 """
 
-import argparse
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -471,29 +468,3 @@ def analyze(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> dict:
     return dict(comparison=comparison, overfitting=found, strategies=compare_strategies(finals, margin, budget),
                 budget=budget)
 
-
-def main(argv=None) -> int:
-    """`python -m epochbench analyze FINALS.csv --out DIR`: the report's decisions for runs made anywhere."""
-    from .io import write_csv
-
-    parser = argparse.ArgumentParser(prog="python -m epochbench", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("analyze", help="decisions for a finals table (e.g. a W&B or MLflow export)")
-    command.add_argument("finals", type=Path, help="CSV: architecture, n, seed, valid_accuracy, test_accuracy "
-                                                   "[, strategy, valid_loss, test_loss]")
-    command.add_argument("--out", type=Path, required=True, help="folder for comparison.csv, overfitting.csv "
-                                                                "(and strategies.csv with a strategy column)")
-    command.add_argument("--equivalence-margin", type=float, default=EQUIVALENCE_MARGIN,
-                         help="equivalence margin as a fraction of accuracy (default 0.01, one point)")
-    args = parser.parse_args(argv)
-    try:
-        finals = pd.read_csv(args.finals)
-        tables = analyze(finals, args.equivalence_margin)
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        print(f"epochbench analyze: {args.finals}: {err}", file=sys.stderr)
-        return 2
-    names = ["comparison", "overfitting"] + (["strategies"] if "strategy" in finals.columns else [])
-    for name in names:
-        write_csv(args.out / f"{name}.csv", tables[name])
-        print(args.out / f"{name}.csv")
-    return 0

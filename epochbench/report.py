@@ -8,7 +8,6 @@ import base64
 import importlib.metadata
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import jinja2
@@ -17,6 +16,7 @@ import pandas as pd
 import yaml
 
 from . import __version__, decisions, units
+from .provenance import git_commit
 from .redact import redact_credentials
 from .tables import cell_times, epochs_computed, rule_times
 from .warm import cuda_device_present
@@ -222,20 +222,6 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None, b
                      f"Shares of resamples with the highest mean are shown from {decisions.P_BEST_MIN_REPLICATES} "
                      f"replicates: {k} give{'s' * (k == 1)} too few distinct resamples."),
     )
-
-
-def git_commit(workdir) -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(workdir), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(workdir), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + (" (with uncommitted changes)" if dirty else "")
 
 
 def hardware() -> dict:
@@ -454,9 +440,13 @@ def summary_row(r: pd.Series) -> dict:
 
 def build_context(
     config, config_hash, summary, points, finals, figures, benchmark_files, workdir, data_meta, comparison,
-    strategies, early_stopping, citation,
+    strategies, early_stopping, citation, partial: dict = None,
 ) -> dict:
-    """Everything the template shows, as strings and lists of rows."""
+    """Everything the template shows, as strings and lists of rows.
+
+    `partial` (from `epochbench.partial`) marks a report of the runs finished so far: the template
+    then opens with a banner saying how many runs of how many it rests on. The final report has none.
+    """
     summary_rows = [summary_row(r) for _, r in summary.iterrows()]
     commit = git_commit(workdir)
     margin = config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN)
@@ -504,6 +494,7 @@ def build_context(
             notes=data_notes(config),
         ),
         reproducibility=reproducibility(config),
+        partial=partial,
     )
 
 

@@ -24,4 +24,12 @@ spec = dict(
     epoch_seconds=snakemake.output.epoch_seconds,  # noqa: F821
     metrics=snakemake.output.metrics,  # noqa: F821
 )
-sys.exit(warm.run("epochbench.train:train_job", spec, snakemake.log[0], device=snakemake.params.device))  # noqa: F821
+code = warm.run("epochbench.train:train_job", spec, snakemake.log[0], device=snakemake.params.device)  # noqa: F821
+# With tracking on, the finished cell's files are logged to MLflow: after training, from the files, within
+# tracking.timeout, never failing the job (epochbench.tracking). Not a param: turning it on reruns nothing.
+if code == 0 and (snakemake.config.get("tracking") or {}).get("mlflow"):  # noqa: F821
+    from epochbench.tracking import track_cell
+
+    track_cell(snakemake.config, ".", (wildcards.strategy, wildcards.arch, int(wildcards.n), int(wildcards.seed)),  # noqa: F821
+               snakemake.log[0])  # noqa: F821
+sys.exit(code)

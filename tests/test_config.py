@@ -47,6 +47,10 @@ SCHEMA_CASES = [
     ("misspelt augmentation", lambda c: c.update(augment=dict(max_rotat=10)), "'augment.max_rotat': unknown key"),
     ("unknown lr_find suggestion", lambda c: c.update(fine_tune=dict(base_lr="vally")), "'fine_tune.base_lr'"),
     ("archive digest not SHA-256", lambda c: c.update(dataset=dict(name="pets", sha256="abc123")), "'dataset.sha256'"),
+    ("tracking URI without a scheme", lambda c: c.update(tracking=dict(mlflow="mlflow.example:5000")),
+     "'tracking.mlflow'"),
+    ("tracking timeout of 0", lambda c: c.update(tracking=dict(mlflow=True, timeout=0)), "'tracking.timeout'"),
+    ("misspelt tracking key", lambda c: c.update(tracking=dict(mlfow=True)), "'tracking.mlfow': unknown key"),
 ]
 
 
@@ -95,6 +99,27 @@ def test_semantic_errors_name_the_key_on_one_line(name, mutate, expected):
     with pytest.raises(ConfigError) as err:
         check_config(with_defaults(config))
     assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_tracking_without_mlflow_installed_stops_before_any_job(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else find_spec(name, *a))
+    config = dict(base_config(), tracking=dict(mlflow="http://127.0.0.1:5000"))
+    with pytest.raises(ConfigError) as err:
+        check_config(with_defaults(config))
+    assert str(err.value) == ("config key 'tracking.mlflow': mlflow is not installed; pip install 'epochbench[mlflow]' "
+                              "(or set it to false)")
+    check_config(with_defaults(dict(config, tracking=dict(mlflow=False))))  # off: nothing to install
+
+
+@pytest.mark.parametrize("config_file", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_load_config_fills_the_defaults_snakemake_fills(config_file):
+    """The commands beside the pipeline (status, report --partial, track) read the config the Snakefile runs with."""
+    from epochbench.config import load_config
+
+    assert load_config(config_file) == with_defaults(yaml.safe_load(config_file.read_text()))
 
 
 def test_dataset_split_checks_the_folders(tmp_path):

@@ -46,7 +46,7 @@ def test_readme_fits_on_two_screens_with_its_pictures():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 130
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
-    assert pictures == ["docs/answer.png", "docs/accuracy_vs_n.png"]
+    assert pictures == ["docs/answer.png", "docs/accuracy_vs_n.png", "docs/status.png", "docs/mlflow_runs.png"]
     for picture in pictures:
         assert (ROOT / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -3,6 +3,7 @@ import sys
 from snakemake.utils import validate
 
 from epochbench.config import (
+    NOT_HASHED,
     ConfigError,
     canonical,
     check_config,
@@ -36,6 +37,8 @@ ARCHITECTURES = config["architectures"]
 EPOCHS = list(range(1, config["max_epochs"] + 1))
 SEEDS = config["seeds"]
 CONFIG_HASH = config_hash(config)
+# What the report shows and is rerun by: the config less the keys that change no number (tracking).
+REPORT_CONFIG = {key: value for key, value in config.items() if key not in NOT_HASHED}
 # Training jobs ask the scheduler for a GPU when the config insists on one. 'auto'
 # uses one when the job finds it: locally that is whatever the machine has, and
 # under the SLURM profile its set-resources ask for a GPU for every training job.

@@ -26,7 +26,7 @@ rule render_report:
         mem_mb=1000,
         runtime=10,
     params:
-        config=config,
+        config=REPORT_CONFIG,
         config_hash=CONFIG_HASH,
     script:
         "../../scripts/render_report.py"
