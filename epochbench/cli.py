@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 DEFAULT_CONFIG = "config/config.yaml"
-EQUIVALENCE_MARGIN = 0.01  # epochbench.decisions.EQUIVALENCE_MARGIN, which tests/test_cli.py checks this against
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,7 +28,7 @@ def parser() -> argparse.ArgumentParser:
                          help="with --mlflow: the tracking server or store (default: MLflow's, MLFLOW_TRACKING_URI)")
     analyze.add_argument("--out", type=Path, required=True, help="folder for comparison.csv, overfitting.csv "
                                                                  "(and strategies.csv with a strategy column)")
-    analyze.add_argument("--equivalence-margin", type=float, default=EQUIVALENCE_MARGIN,
+    analyze.add_argument("--equivalence-margin", type=float,
                          help="equivalence margin as a fraction of accuracy (default 0.01, one point)")
 
     for name, text in (("status", "how far a sweep has got: runs, epochs, failures, time left"),
@@ -56,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
 def analyze(args) -> int:
     import pandas as pd
 
+    from .decisions import EQUIVALENCE_MARGIN
     from .decisions import analyze as decide
     from .io import write_csv
 
@@ -74,7 +74,8 @@ def analyze(args) -> int:
                 return 2
         else:
             finals = pd.read_csv(args.finals)
-        tables = decide(finals, args.equivalence_margin)
+        margin = EQUIVALENCE_MARGIN if args.equivalence_margin is None else args.equivalence_margin
+        tables = decide(finals, margin)
     except (OSError, ValueError, pd.errors.ParserError) as err:
         print(f"epochbench analyze: {source}: {err}", file=sys.stderr)
         return 2
@@ -92,17 +93,25 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.command == "analyze":
         return analyze(args)
+    # status, report and track read the sweep of one config, checked and with its defaults, as the Snakefile runs it.
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config(args.configfile)
+    except (OSError, ConfigError) as err:
+        print(f"epochbench {args.command}: {err}", file=sys.stderr)
+        return 2
     if args.command == "status":
         from .status import main as status
 
-        return status(args)
+        return status(args, config)
     if args.command == "report":
         from .partial import main as report
 
-        return report(args)
+        return report(args, config)
     from .tracking import main as track
 
-    return track(args)
+    return track(args, config)
 
 
 if __name__ == "__main__":

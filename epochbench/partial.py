@@ -16,7 +16,7 @@ figures) use every finished run, so an n with fewer replicates shows as such.
 import sys
 from pathlib import Path
 
-from .config import ConfigError, config_hash, load_config
+from .config import ConfigError, config_hash
 from .status import CELL_FILES, cell_path, planned_cells
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,9 +102,8 @@ def render_partial(config: dict, workdir, out=None) -> tuple:
     return page, partial
 
 
-def main(args) -> int:
+def main(args, config: dict) -> int:
     try:
-        config = load_config(args.configfile)
         page, partial = render_partial(config, args.directory, args.out)
     except (OSError, ConfigError, NothingToReport) as err:
         print(f"epochbench report: {err}", file=sys.stderr)

@@ -23,7 +23,6 @@ epochs and jobs left, divided by how many jobs ran side by side so far.
 
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -211,14 +210,7 @@ def as_text(status: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(args) -> int:
-    from .config import ConfigError, load_config
-
-    try:
-        config = load_config(args.configfile)
-    except (OSError, ConfigError) as err:
-        print(f"epochbench status: {err}", file=sys.stderr)
-        return 2
+def main(args, config: dict) -> int:
     status = sweep_status(config, args.directory)
     print(json.dumps(status, indent=2) if args.json else as_text(status), end="\n" if args.json else "")
     return 0

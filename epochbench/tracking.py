@@ -481,15 +481,8 @@ def finals_from_mlflow(experiment: str, uri: str = None, timeout: float = DEFAUL
                    *[c for c in ("valid_loss", "test_loss") if c in finals.columns]]]
 
 
-def main(args) -> int:
+def main(args, config: dict) -> int:
     """`python -m epochbench track`: upload what the sweep's jobs could not."""
-    from .config import ConfigError, load_config
-
-    try:
-        config = load_config(args.configfile)
-    except (OSError, ConfigError) as err:
-        print(f"epochbench track: {err}", file=sys.stderr)
-        return 2
     settings = tracking_settings(config)
     uri = args.tracking_uri or resolve_uri(config, args.directory)
     if uri is None:
