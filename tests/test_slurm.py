@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, snakemake, sweep_only_config
-from epochbench import decisions, stats
+from epochbench.config import load_config
 from epochbench.io import write_csv
+from epochbench.outputs import summary_tables
 
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
@@ -312,11 +313,12 @@ def test_ci_sweep_through_sbatch_matches_a_local_run(cluster, finished_run, tmp_
     summary = summary[summary["strategy"] == "fine_tune"].reset_index(drop=True)  # the local run has the baselines too
     pd.testing.assert_frame_equal(pd.read_csv(tables / "summary.csv"), summary, check_exact=True)
     # The verdicts share one error budget with the baselines' claims, so the local run's own overfitting table was
-    # decided at other levels: compare with what the summarize rule's functions make of its fine_tune cells.
+    # decided at other levels: compare with what the summarize rule's function makes of its fine_tune cells.
     finals, histories = (pd.read_csv(local / "results" / "ci" / "tables" / name) for name in ("finals.csv", "histories.csv"))
     finals, histories = (frame[frame["strategy"] == "fine_tune"].reset_index(drop=True) for frame in (finals, histories))
-    points = stats.compare_within_run(decisions.analyze(finals, config.get("equivalence_margin", decisions.EQUIVALENCE_MARGIN))["overfitting"],
-                                      stats.within_run_curve(histories, config["max_epochs"]))
+    settings = load_config(sweep_only_config(tmp_path))
+    points = summary_tables(finals, histories, settings["max_epochs"], settings["early_stopping"],
+                            settings["equivalence_margin"])["overfitting"]
     write_csv(tmp_path / "expected_overfitting.csv", points)
     pd.testing.assert_frame_equal(pd.read_csv(tables / "overfitting.csv"),
                                   pd.read_csv(tmp_path / "expected_overfitting.csv"), check_exact=True)
