@@ -165,7 +165,8 @@ def limits(point: pd.Series, budget: dict) -> str:
                          "better than another, only which had the higher accuracy this once.")
     else:
         needed = decisions.replicates_needed(budget)
-        short = {kind: kinds for kind, kinds in needed.items() if kinds > k and not kind.startswith("strategy")}
+        short = {kind: kinds for kind, kinds in needed.items() if kinds is not None and kinds > k
+                 and not kind.startswith("strategy")}
         if short:
             names = {"overfits": "a decline by N", "worse": "'worse'", "equivalent": "'equivalent'"}
             listed = ", ".join(f"{names[kind]} at least {kinds}" for kind, kinds in short.items())

@@ -12,7 +12,7 @@ rule render_report:
         data_meta=f"{RESULTS}/data/target/meta.json",
         figures=expand(f"{REPORTS}/figures/{{name}}.png", name=FIGURES),
         template=f"{workflow.basedir}/reports/templates/report.html.j2",
-        benchmarks=benchmark_files(),
+        benchmarks=benchmark_files,
         lr_find_results=lr_find_files("json"),
         lr_find_curves=lr_find_files("csv"),
     output:
