@@ -76,7 +76,7 @@ def report_html(config: dict, config_hash: str, tables: dict, finals: pd.DataFra
         citation=yaml.safe_load(Path(citation_path).read_text()), finals=finals, figures=figures,
         benchmark_files=benchmark_files, data_meta=json.loads(Path(data_meta_path).read_text()),
         workdir=workdir,  # the checkout whose commit made this report
-        partial=partial,
+        partial=partial, looks=tables.get("looks"),
     )
     # fine_tune.base_lr by lr_find: the rates used, stated (no section where base_lr is a number).
     found, _ = read_results(lr_find_results, lr_find_curves)

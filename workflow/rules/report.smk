@@ -6,6 +6,7 @@ rule render_report:
         comparison=f"{TABLES}/comparison.csv",
         strategies=f"{TABLES}/strategies.csv",
         early_stopping=f"{TABLES}/early_stopping.csv",
+        looks=f"{TABLES}/looks.csv",
         finals=f"{TABLES}/finals.csv",
         latex=expand(f"{REPORTS}/tables/{{name}}.tex", name=LATEX_TABLES),
         citation=f"{workflow.basedir}/CITATION.cff",
