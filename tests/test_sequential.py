@@ -141,3 +141,67 @@ def test_a_race_finds_a_real_decline_about_as_often_as_the_fixed_design_with_few
     assert race["overfits"][:, 0].mean() >= fixed["overfits"][:, 0].mean() - 0.05
     assert race["runs"].mean() < 2 * 12 * MAX_N
     assert race["false_claim"].mean() <= bound(RACES)
+
+
+# --- the pipeline: looks as Snakemake checkpoints -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_one_run_makes_every_look_a_kill_mid_look_loses_nothing_and_a_rerun_does_nothing(tmp_path):
+    """config/ci.yaml's sweep with looks at 2 and 4 replicates: look 2's cells exist only for the architectures
+    look 1 left open; a run killed while look 2 trains resumes without retraining a finished cell; the next run
+    has nothing to do."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    import yaml
+
+    from conftest import ROOT, snakemake, sweep_only_config
+    from test_trust import cell_files, wait_for
+
+    config = yaml.safe_load(sweep_only_config(tmp_path).read_text())
+    # No futility stop: two replicates resolve nothing, so look 1 leaves every architecture open for look 2.
+    config.update(seeds=[0, 1, 2, 3], replicates=dict(looks=[2, 4], spending="pocock", futility=False))
+    config_path = tmp_path / "sequential.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    look_1 = tmp_path / "results" / "ci" / "looks" / "look1.json"
+    command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(config_path), "--cores", "2"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        logs = tmp_path / "logs" / "ci" / "train"
+
+        def second_look_training():
+            return look_1.exists() and (any(logs.rglob("seed2.log")) or any(logs.rglob("seed3.log")))
+
+        killed_mid_look = wait_for(second_look_training)
+        os.killpg(run.pid, signal.SIGKILL)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    before = cell_files(tmp_path)
+    snakemake(tmp_path, "--unlock", configfile=config_path)
+    snakemake(tmp_path, configfile=config_path)
+    after = cell_files(tmp_path)
+    for path, stamp in before.items():
+        assert after[path] == stamp, f"{path} was rewritten although its cell had finished"
+
+    decisions = json.loads(look_1.read_text())
+    # After look 1 (where nothing can be resolved yet): every open architecture, and only those, got seeds 2 and 3.
+    for arch, seeds in decisions["seeds"].items():
+        assert seeds == ([0, 1, 2, 3] if decisions["states"][arch] == "open" else [0, 1])
+        trained = {int(p.parent.name.removeprefix("seed"))
+                   for p in (tmp_path / "results" / "ci" / "cells" / "fine_tune" / arch).rglob("metrics.json")}
+        assert trained == set(seeds), arch
+    finals = pd.read_csv(tmp_path / "results" / "ci" / "tables" / "finals.csv")
+    assert len(finals) == sum(len(seeds) for seeds in decisions["seeds"].values()) * config["max_epochs"]
+    looks = pd.read_csv(tmp_path / "results" / "ci" / "tables" / "looks.csv")
+    assert set(decisions["states"].values()) == {"open"} and looks["look"].max() == 2
+    page = (tmp_path / "reports" / "ci" / "index.html").read_text()
+    assert 'id="race-table"' in page and "Sequential design: this architecture stopped at look" in page
+    assert killed_mid_look, "the run never reached look 2's training before the kill"
+    again = snakemake(tmp_path, configfile=config_path)
+    assert "Nothing to be done" in again.stdout + again.stderr
