@@ -172,8 +172,7 @@ def bench_adaptive() -> list:
     verdict each design got, the run's wall time, and whether the race replayed on the fixed run's cells (the same
     cells, bit for bit) makes the decisions the sequential run made.
     """
-    from epochbench.decisions import analyze
-    from epochbench.sequential import design_from_config
+    from epochbench.sequential import design_from_config, race
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     design = design_from_config(config)
@@ -200,7 +199,7 @@ def bench_adaptive() -> list:
                              state=point.get("state", ""), overfits=bool(point["overfits"]),
                              decline_from_n=int(point["decline_from_n"]), p_decline=point["p_decline"],
                              rerun_does_nothing="Nothing to be done" in rerun.stdout + rerun.stderr))
-    replayed = analyze(tables["fixed"], config.get("equivalence_margin", 0.01), design)["overfitting"]
+    replayed = race(tables["fixed"], design, config.get("equivalence_margin", 0.01))["overfitting"]
     frame = pd.DataFrame(rows)
     sequential_rows = frame["design"] == "sequential"
     same = replayed.set_index("architecture").loc[frame.loc[sequential_rows, "architecture"]]

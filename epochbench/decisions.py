@@ -452,25 +452,24 @@ def verdict_sentence(point: pd.Series, comparison: pd.DataFrame, margin: float =
     return "; ".join([text] + per_n_clauses(point, comparison, margin, budget)) + "."
 
 
-def analyze(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN, design=None) -> dict:
+def analyze(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> dict:
     """{'comparison', 'overfitting', 'strategies', 'budget'}: the decisions of a finals table, as the pipeline makes them.
 
     `finals` needs columns architecture, n, seed, valid_accuracy and
     test_accuracy (optional: strategy; only fine_tune rows make the n-sweep,
-    and other strategies take their share of the report's one budget).
-    `design` (`epochbench.sequential.Design`): the decisions of a sequential
-    design, look by look, with a `looks` table besides; None: a fixed design,
-    every replicate at once.
+    and other strategies take their share of the report's one budget). A
+    fixed design: every replicate at once (`epochbench.sequential.race`
+    replays a sequential design's looks).
     """
+    check_columns(finals)
+    with_strategies = "strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any())
+    return analyze_fixed(finals, margin, error_budget(with_strategies))
+
+
+def check_columns(finals: pd.DataFrame) -> None:
     missing = [c for c in ("architecture", "n", "seed", "valid_accuracy", "test_accuracy") if c not in finals.columns]
     if missing:
         raise ValueError(f"finals table: missing column(s) {', '.join(missing)}")
-    if design is not None:
-        from .sequential import race
-
-        return race(finals, design, margin)
-    with_strategies = "strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any())
-    return analyze_fixed(finals, margin, error_budget(with_strategies))
 
 
 def analyze_fixed(finals: pd.DataFrame, margin: float, budget: dict) -> dict:

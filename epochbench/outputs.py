@@ -29,7 +29,12 @@ def summary_tables(finals: pd.DataFrame, histories: pd.DataFrame, max_n: int, ea
     summary = stats.summarize(finals)
     # The decisions (which n is worse, the overfitting point, the baselines) are the very
     # ones `python -m epochbench analyze` makes on any finals table.
-    tables = decisions.analyze(finals, equivalence_margin, design)
+    if design is None:
+        tables = decisions.analyze(finals, equivalence_margin)
+    else:
+        from .sequential import race
+
+        tables = race(finals, design, equivalence_margin)
     curve = stats.within_run_curve(histories, max_n)
     points = stats.compare_within_run(tables["overfitting"], curve)
     early_per_seed = stats.early_stopping(histories, max_n, early_stopping)

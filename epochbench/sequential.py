@@ -50,6 +50,10 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as scipy_stats
 
+from . import decisions
+from .stats import fine_tune_only
+from .tables import epochs_computed
+
 SPENDING = ("obrien_fleming", "pocock")
 FUTILITY_FROM = 0.5  # the trend-based futility stop applies from half the information on (Wieand et al. 1994)
 STATES = ("overfits", "holds", "futile", "open", "unresolved")
@@ -172,7 +176,7 @@ def complete(finals: pd.DataFrame, design: Design, stopped: dict, look: int) -> 
 
 
 def race(finals: pd.DataFrame, design: Design, margin: float) -> dict:
-    """The decisions of a sequential design, replayed look by look on a finals table: what `decisions.analyze` gives.
+    """The decisions of a sequential design, replayed look by look on a finals table: `decisions.analyze`'s tables.
 
     Look j sees the first k_j seeds of the architectures still open and the
     seeds an architecture had when it stopped; its tables are those of a
@@ -183,10 +187,7 @@ def race(finals: pd.DataFrame, design: Design, margin: float) -> dict:
     look, state, runs and epochs against a fixed design of the last look's
     replicates.
     """
-    from . import decisions
-    from .stats import fine_tune_only
-    from .tables import epochs_computed
-
+    decisions.check_columns(finals)
     with_strategies = "strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any())
     budget = decisions.error_budget(with_strategies)
     architectures = list(fine_tune_only(finals)["architecture"].unique())

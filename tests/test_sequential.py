@@ -1,7 +1,7 @@
 """Sequential designs: the spending boundaries, the race replayed look by look, and its error rate by simulation.
 
 The calibration here simulates whole races as `epochbench.simulation.race_claims`
-makes them (checked against `decisions.analyze` with a design, look by look,
+makes them (checked against `sequential.race`, which the pipeline runs, look by look,
 below), on the data shapes of tests/test_decisions.py; benchmarks/calibration.py
 measures more reports and settings.
 """
@@ -53,8 +53,8 @@ def test_one_look_is_the_fixed_design_and_obrien_fleming_keeps_most_for_the_last
     assert early < pocock_early and last > pocock_last and last > 0.03
 
 
-def test_the_race_through_analyze_makes_the_decisions_the_batch_simulation_makes():
-    """The pipeline's race (decisions.analyze with a design) and the calibration's (simulation.race_claims) agree."""
+def test_the_pipelines_race_makes_the_decisions_the_batch_simulation_makes():
+    """The pipeline's race (sequential.race) and the calibration's (simulation.race_claims) agree."""
     rng = np.random.default_rng(11)
     truth = declining_and_flat()
     plan = design(spending="pocock")
@@ -62,7 +62,7 @@ def test_the_race_through_analyze_makes_the_decisions_the_batch_simulation_makes
     claims = simulation.race_claims(valid, truth, plan)
     for r in range(8):
         finals = finals_of(valid[r][:, None], valid[r][:, None], strategies=("fine_tune",))
-        decided = decisions.analyze(finals, design=plan)
+        decided = sequential.race(finals, plan, decisions.EQUIVALENCE_MARGIN)
         points = decided["overfitting"]
         assert points["state"].tolist() == [sequential.STATES[s] for s in claims["state"][r]]
         assert points["look"].tolist() == claims["look"][r].tolist()
@@ -97,7 +97,7 @@ def test_a_first_look_without_its_replicates_is_named():
     valid = simulation.accuracies(np.random.default_rng(0), "normal", np.zeros((1, 3)), 1, 4)[0]
     finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
     with pytest.raises(ValueError, match="the first look needs 6 replicates"):
-        decisions.analyze(finals, design=design())
+        sequential.race(finals, design(), decisions.EQUIVALENCE_MARGIN)
 
 
 # --- calibration by simulation ---------------------------------------------------------------------
