@@ -101,7 +101,9 @@ def test_a_first_look_without_its_replicates_is_named():
 
 
 # --- calibration by simulation ---------------------------------------------------------------------
-# A few hundred races per setting, two architectures of N = 8 in one family, looks at 6 and 12.
+# A few hundred races per setting, two architectures of N = 8 in one family, looks at 6 and 12: the noise
+# shapes that broke the old rules (skewed) and real data's rounding (whole images), one spending function
+# each; benchmarks/calibration.py measures every shape with both.
 
 RACES = 300
 
@@ -119,8 +121,7 @@ def naive_peeking_claims(valid) -> np.ndarray:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape,spending", [("skewed", "obrien_fleming"), ("whole_images", "obrien_fleming"),
-                                            ("ar1", "pocock"), ("t3", "pocock")])
+@pytest.mark.parametrize("shape,spending", [("skewed", "obrien_fleming"), ("whole_images", "pocock")])
 def test_null_races_rarely_make_any_false_claim_and_naive_peeking_does(shape, spending):
     """Nothing differs: any claim of a race is false. Peeking with t-tests on the same data claims far more often."""
     rng = np.random.default_rng(100 + simulation.SHAPES.index(shape))
