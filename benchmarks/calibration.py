@@ -394,6 +394,25 @@ def sequential_table(table: pd.DataFrame) -> str:
                                "each, the same ones for every column; power is the share that finds the decline.\n")
 
 
+def readme_sequential_table(table: pd.DataFrame) -> str:
+    """The README's summary of the sequential design's rows of calibration.csv (tests/test_benchmarks.py keeps them equal)."""
+    rows = table[table["rule"].str.startswith(("sequential", "fixed", "naive"), na=False)]
+    null = rows[rows["setting"] == NULL]
+    power = rows[(rows["setting"].str.startswith("power: decline 1 pt")) & (rows["shape"] == "normal")]
+    names = {sequential_rule("obrien_fleming"): "O'Brien–Fleming", sequential_rule("pocock"): "Pocock",
+             f"fixed: {SEQUENTIAL_LOOKS[-1]} replicates": f"fixed design, {SEQUENTIAL_LOOKS[-1]} replicates", NAIVE:
+             "naive: t-tests after every replicate"}
+    lines = ["| design | any false claim, nothing differs (worst noise) | finds a 1-pt-per-epoch decline | "
+             "runs, of a fixed design's |", "|---|---|---|---|"]
+    for rule, name in names.items():
+        found = power[power["rule"] == rule]
+        runs = found["runs"] / found["runs_fixed"]
+        lines.append(f"| {name} | {percent(null.loc[null['rule'] == rule, 'rate'].max())} | "
+                     f"{percent(found['rate'].iloc[0]) if len(found) else '–'} | "
+                     f"{f'{runs.iloc[0]:.2f}' if len(found) else '–'} |")
+    return "\n".join(lines) + "\n"
+
+
 def one_thread() -> None:
     """In each worker: BLAS and OpenMP on one thread, kept until the worker ends (the processes share the cores)."""
     global _thread_limits

@@ -156,21 +156,17 @@ def state(point: pd.Series, compared: pd.DataFrame, design: Design, look: int) -
     return "unresolved" if last else "open"
 
 
-def data_at(finals: pd.DataFrame, design: Design, stopped: dict, look: int) -> pd.DataFrame:
-    """The rows a look sees: every seed up to it for open architectures, up to its stop for the others."""
-    seeds = {arch: design.seeds_at(stopped.get(arch, look)) for arch in finals["architecture"].unique()}
-    keep = [seed in seeds[arch] for arch, seed in zip(finals["architecture"], finals["seed"])]
-    return finals[keep]
+def data_at(finals: pd.DataFrame, design: Design, look: int, architectures) -> pd.DataFrame:
+    """The rows look `look` (0-based) sees: every seed up to it, of `architectures` (those still open)."""
+    seeds = design.seeds_at(look)
+    return finals[finals["architecture"].isin(architectures) & finals["seed"].isin(seeds)]
 
 
-def complete(finals: pd.DataFrame, design: Design, stopped: dict, look: int) -> bool:
-    """Whether every open architecture has a row for every (strategy, n) of every seed of this look."""
-    for arch, rows in finals.groupby("architecture", sort=False):
-        if arch in stopped:
-            continue
+def complete(finals: pd.DataFrame, design: Design, look: int) -> bool:
+    """Whether every architecture in `finals` has a row for every (strategy, n) of every seed of this look."""
+    for _, rows in finals.groupby("architecture", sort=False):
         grid = rows.drop_duplicates([c for c in ("strategy", "n") if c in rows.columns])
-        cells = rows[rows["seed"].isin(design.seeds_at(look))]
-        if len(cells) < len(grid) * design.looks[look]:
+        if len(rows) < len(grid) * design.looks[look]:
             return False
     return True
 
@@ -178,9 +174,9 @@ def complete(finals: pd.DataFrame, design: Design, stopped: dict, look: int) -> 
 def race(finals: pd.DataFrame, design: Design, margin: float) -> dict:
     """The decisions of a sequential design, replayed look by look on a finals table: `decisions.analyze`'s tables.
 
-    Look j sees the first k_j seeds of the architectures still open and the
-    seeds an architecture had when it stopped; its tables are those of a
-    fixed design at the look's nominal levels (`decisions.analyze_fixed`).
+    Look j sees the first k_j seeds of the architectures still open; its
+    tables are those of a fixed design of them at the look's nominal levels
+    (`decisions.analyze_fixed`).
     Each architecture's rows come from the look at which it stopped (or the
     last look its data reach: a run still going). Extra tables: `looks` (one
     row per architecture and look it took part in) and, in `overfitting`,
@@ -194,15 +190,16 @@ def race(finals: pd.DataFrame, design: Design, margin: float) -> dict:
     finals = finals[finals["seed"].isin(design.seeds)]
     stopped, at_look, history = {}, {}, []
     for look in range(len(design.looks)):
-        seen = data_at(finals, design, stopped, look)
-        if not complete(seen, design, stopped, look):
+        still = [arch for arch in architectures if arch not in stopped]
+        seen = data_at(finals, design, look, still)
+        if not still or not complete(seen, design, look):
             break
         levels = look_budget(design, look, budget, decisions.TWO_SIDED)
+        # Only the open architectures: a stopped one's claims are those of its stopping look, and its rows, on
+        # fewer replicates, would weigh down every later family's max-T with their heavier tails.
         tables = decisions.analyze_fixed(seen, margin, levels)
         points = tables["overfitting"].set_index("architecture")
-        for arch in architectures:
-            if arch in stopped:
-                continue
+        for arch in still:
             compared = tables["comparison"][tables["comparison"]["architecture"] == arch]
             now = state(points.loc[arch], compared, design, look)
             history.append(dict(architecture=arch, look=look + 1, replicates=design.looks[look], state=now,
@@ -231,8 +228,7 @@ def race(finals: pd.DataFrame, design: Design, margin: float) -> dict:
     points["state"] = points["architecture"].map(last["state"])
     points["spending"] = design.spending
     for arch in architectures:
-        used = data_at(finals, design, stopped, at_look[arch][0])
-        used = used[used["architecture"] == arch]
+        used = data_at(finals, design, at_look[arch][0], [arch])
         runs, k = len(used), used["seed"].nunique()
         epochs = epochs_computed(used)[0] if "epochs_trained" in used.columns else np.nan
         row = points["architecture"] == arch

@@ -93,8 +93,7 @@ def sweep_claims(valid, truth, margin: float, budget: dict) -> dict:
     """
     reports, archs, k, size = valid.shape
     truth = np.asarray(truth, float) / 100
-    # NaN: a replicate an architecture did not get (a sequential design stopped it before).
-    means = np.nanmean(valid, axis=2) if np.isnan(valid).any() else valid.mean(axis=2)
+    means = valid.mean(axis=2)
     best = means.argmax(axis=2)  # the first on ties, as decisions does
     # The decline family: every n < N against N, every architecture at once.
     decline_rows = np.swapaxes(valid[..., :-1] - valid[..., -1:], -1, -2).reshape(reports, archs * (size - 1), k)
@@ -206,6 +205,7 @@ def race_claims(valid, truth, design, margin: float = decisions.EQUIVALENCE_MARG
     from . import sequential
 
     budget = decisions.error_budget()
+    truth = np.asarray(truth, float)
     reports, archs, _, size = valid.shape
     states = np.full((reports, archs), sequential.STATES.index("open"))
     stop_look = np.zeros((reports, archs), int)
@@ -215,25 +215,33 @@ def race_claims(valid, truth, design, margin: float = decisions.EQUIVALENCE_MARG
         still = states == sequential.STATES.index("open")
         if not still.any():
             break
-        seen = valid[:, :, :k].copy()
-        for earlier, kept in enumerate(design.looks[:look]):
-            seen[:, :, kept:][stop_look == earlier + 1] = np.nan
         levels = sequential.look_budget(design, look, budget, decisions.TWO_SIDED)
-        parts = [sweep_claims(seen[start:start + batch], truth, margin, levels) for start in range(0, reports, batch)]
-        claims = {key: np.concatenate([part[key] for part in parts]) for key in ("verdict", "overfits",
-                                                                                "false_by_architecture")}
-        verdict = claims["verdict"]
-        at_max_n = verdict[..., -1]
-        settled = (verdict[..., :-1] == 1) | (verdict[..., :-1] == 2)
-        holds = (at_max_n == 2) | ((at_max_n == 0) & settled.all(axis=-1))
         last = look == len(design.looks) - 1
-        futile = (design.futility and not last and design.fractions[look] >= sequential.FUTILITY_FROM) & (at_max_n == 0)
-        now = np.select([claims["overfits"], holds, futile], [0, 1, 2], 4 if last else 3)
-        states = np.where(still, now, states)
-        stopped = still & (now != sequential.STATES.index("open"))
-        stop_look = np.where(stopped, look + 1, stop_look)
-        overfits = np.where(stopped, claims["overfits"], overfits)
-        false = np.where(stopped, claims["false_by_architecture"], false)
+        # As the pipeline's race: each look analyses the open architectures alone, so the reports are grouped
+        # by which are open, and each group's are one family.
+        for pattern in np.unique(still, axis=0):
+            if not pattern.any():
+                continue
+            group = np.flatnonzero((still == pattern).all(axis=1))
+            archs_open = np.flatnonzero(pattern)
+            seen = valid[group][:, archs_open, :k]
+            parts = [sweep_claims(seen[start:start + batch], truth[archs_open], margin, levels)
+                     for start in range(0, len(group), batch)]
+            claims = {key: np.concatenate([part[key] for part in parts])
+                      for key in ("verdict", "overfits", "false_by_architecture")}
+            verdict = claims["verdict"]
+            at_max_n = verdict[..., -1]
+            settled = (verdict[..., :-1] == 1) | (verdict[..., :-1] == 2)
+            holds = (at_max_n == 2) | ((at_max_n == 0) & settled.all(axis=-1))
+            futile = ((design.futility and not last and design.fractions[look] >= sequential.FUTILITY_FROM)
+                      & (at_max_n == 0))
+            now = np.select([claims["overfits"], holds, futile], [0, 1, 2], 4 if last else 3)
+            cells = np.ix_(group, archs_open)
+            states[cells] = now
+            stopped = now != sequential.STATES.index("open")
+            stop_look[cells] = np.where(stopped, look + 1, stop_look[cells])
+            overfits[cells] = np.where(stopped, claims["overfits"], overfits[cells])
+            false[cells] = np.where(stopped, claims["false_by_architecture"], false[cells])
     replicates = np.asarray(design.looks)[stop_look - 1]
     return dict(state=states, look=stop_look, replicates=replicates, overfits=overfits, false_claim=false.any(axis=1),
                 runs=replicates.sum(axis=1) * size)
