@@ -105,7 +105,7 @@ def test_a_first_look_without_its_replicates_is_named():
 # shapes that broke the old rules (skewed) and real data's rounding (whole images), one spending function
 # each; benchmarks/calibration.py measures every shape with both.
 
-RACES = 300
+RACES = 200
 
 
 def naive_peeking_claims(valid) -> np.ndarray:
