@@ -244,9 +244,12 @@ def bench_scaling() -> list:
     return rows
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, rerun=None) -> str:
+    """BENCHMARKS.md; `rerun` names the benchmarks this run measured, where it measured only some."""
+    partly = ("" if not rerun or set(rerun) >= set(BENCHMARKS) else
+              f" (this run: {', '.join(rerun)}; the other rows are from their results files, measured before)")
     lines = ["# Benchmarks", "", f"Measured with `python benchmarks/run.py` on {machine()}, "
-             f"{time.strftime('%Y-%m-%d')}. Each ratio compares two runs made one after the other in that one "
+             f"{time.strftime('%Y-%m-%d')}{partly}. Each ratio compares two runs made one after the other in that one "
              "command on that machine; raw numbers are in `benchmarks/results/`.", "",
              "| benchmark | measured | ratio | target |", "|---|---|---|---|"]
     if "loop" in results:
@@ -329,7 +332,7 @@ def main(names):
         if name not in results and (RESULTS / f"{name}.csv").exists():
             rows = pd.read_csv(RESULTS / f"{name}.csv").to_dict("records")
             results[name] = rows if name in ("scaling", "adaptive") else rows[0]
-    write_text(HERE / "BENCHMARKS.md", markdown(results))
+    write_text(HERE / "BENCHMARKS.md", markdown(results, names))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,24 @@ def test_a_look_plans_the_next_seeds_only_for_open_architectures():
         sequential.look_decisions(first_look, plan, 2, decisions.EQUIVALENCE_MARGIN)
 
 
+def test_the_report_counts_the_runs_the_race_saved():
+    from epochbench import report
+
+    rng = np.random.default_rng(2)
+    truth = declining_and_flat()
+    truth[0] *= 4
+    valid = simulation.accuracies(rng, "normal", truth, 1, 12)[0]
+    finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
+    decided = sequential.race(finals, design(spending="pocock", futility=False), decisions.EQUIVALENCE_MARGIN)
+    race = report.race_context(decided["overfitting"], decided["looks"])
+    # a0 stopped at 6 replicates (48 runs), a1 went on to 12 (96): 144 of the 192 a fixed design trains.
+    assert [r["runs"] for r in race["rows"]] == ["48 of 96", "96 of 96"]
+    assert race["saved"].startswith("The sequential design trained 144 of the 192 runs")
+    assert [(r["architecture"], r["look"]) for r in race["looks"]] == [("a0", 1), ("a1", 1), ("a1", 2)]
+    assert "stopped at look 1 of 2 (decline resolved) with 6 replicates" in report.sequential_note(
+        decided["overfitting"].iloc[0])
+
+
 def test_a_first_look_without_its_replicates_is_named():
     valid = simulation.accuracies(np.random.default_rng(0), "normal", np.zeros((1, 3)), 1, 4)[0]
     finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
