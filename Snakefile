@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lr_find.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/looks.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/report.smk"
 
@@ -26,6 +27,7 @@ include: "workflow/rules/report.smk"
 # snakemake runs instead of queueing for a node, one after the other (Snakemake's localrules).
 localrules:
     all,
+    look,
     collect_tables,
     summarize,
     plot_figures,

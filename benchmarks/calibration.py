@@ -1,6 +1,15 @@
 """False-claim rates and power of the report's decision rules, beside the rules they replaced.
 
     python benchmarks/calibration.py [REPORTS]
+    python benchmarks/calibration.py sequential [REPORTS]
+
+The second form measures the sequential design (replicates.looks) alone and
+replaces its rows in calibration.csv, leaving the others as they are: its
+null rate and power by `simulation.race_claims` (the batch form of the race
+that decisions.analyze replays, checked against it in
+tests/test_sequential.py), the runs it used, a fixed design with the last
+look's replicates on the same simulated data, and naive peeking (paired
+t-tests with Holm after every replicate) on them too.
 
 writes benchmarks/results/calibration.csv: for every setting, the share of
 simulated reports that makes any false claim (where nothing differs, or at
@@ -32,7 +41,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from epochbench import simulation  # noqa: E402
+from epochbench import decisions, sequential, simulation  # noqa: E402
 from epochbench.io import write_csv  # noqa: E402
 
 BEFORE = "d97a347"  # paired t-tests, Holm over all pairs of n; "overfits" at 0.025, strategies at 0.05
@@ -249,6 +258,7 @@ def percent(value) -> str:
 
 def markdown_tables(table: pd.DataFrame) -> str:
     """The calibration tables of docs/verdicts.md, made from calibration.csv (tests/test_benchmarks.py keeps them equal)."""
+    table = table[table["rule"].isin([THIS, OLD])]  # the sequential design's rows have a table of their own
     null = table[table["setting"] == NULL]
     lines = ["Share of simulated reports in which nothing differs that make **any false claim** (limit 5%), "
              f"{int(null['reports'].max())} reports per cell; one architecture: the larger of N = 6 and N = 10; "
@@ -283,6 +293,7 @@ def markdown_tables(table: pd.DataFrame) -> str:
 
 def readme_table(table: pd.DataFrame) -> str:
     """The README's summary of calibration.csv: each noise's worst null rate, old rules beside new, and power."""
+    table = table[table["rule"].isin([THIS, OLD])]
     null = table[table["setting"] == NULL]
     worst = null.groupby(["rule", "shape"])["rate"].max()
     lines = ["| any false claim, nothing differs | " + " | ".join(simulation.SHAPES) + " |",
@@ -295,6 +306,112 @@ def readme_table(table: pd.DataFrame) -> str:
     lines += ["", f"Worst over k = {', '.join(map(str, KS))} replicates, N = {' and '.join(map(str, MAX_NS))}, one or "
               f"two architectures, with or without baselines, {int(null['reports'].max())} simulated reports each "
               f"(limit 5%). A decline of 1 point per epoch after n = 4 (N = 6) is found in {found} (this / before)."]
+    return "\n".join(lines) + "\n"
+
+
+# The sequential design's settings: the default experiment's shape of report, two architectures of N = 8.
+SEQUENTIAL_LOOKS = (6, 12)
+SEQUENTIAL_N = 8
+NAIVE = "naive peeking: paired t-tests, Holm, after every replicate from 3"
+
+
+def sequential_rule(spending: str) -> str:
+    return f"sequential: looks {', '.join(map(str, SEQUENTIAL_LOOKS))}, {spending}"
+
+
+def naive_peeking(valid) -> np.ndarray:
+    """Per report: whether paired t-tests of every n < N against N (Holm over both architectures), looked at after
+    every replicate from 3 to the last, ever claim a decline."""
+    reports, archs, k, size = valid.shape
+    claimed = np.zeros(reports, bool)
+    for seen in range(3, k + 1):
+        p = t_p(np.swapaxes(valid[:, :, :seen, :-1] - valid[:, :, :seen, -1:], -1, -2), 0.0, "greater")
+        claimed |= np.nanmin(holm(p.reshape(reports, -1)), axis=1) < decisions.ALPHA
+    return claimed
+
+
+def sequential_settings() -> list:
+    """Null (nothing differs) for every noise shape; power where the first architecture declines, the second is flat."""
+    found = []
+    for shape in simulation.SHAPES:
+        found.append(dict(setting=NULL, shape=shape, truth=np.zeros((2, SEQUENTIAL_N))))
+    for shape in ("normal", "skewed", "whole_images"):
+        for per_epoch in (0.5, 1.0):
+            truth = np.zeros((2, SEQUENTIAL_N))
+            truth[0] = decline(SEQUENTIAL_N, per_epoch)
+            size = "1 pt" if per_epoch == 1 else f"{per_epoch:g} pts"
+            found.append(dict(setting=f"power: decline {size} per epoch after n = 4 in one of two architectures",
+                              shape=shape, truth=truth))
+    return [dict(spec, seed=4000 + i) for i, spec in enumerate(found)]
+
+
+def measure_sequential(arguments) -> list:
+    """One setting's rows: each spending function's race, the fixed design with the last look's replicates, and
+    (where nothing differs) naive peeking, all on the same simulated reports."""
+    spec, reports = arguments
+    truth, k = spec["truth"], SEQUENTIAL_LOOKS[-1]
+    valid = simulation.accuracies(np.random.default_rng(spec["seed"]), spec["shape"], truth, reports, k)
+    null = spec["setting"] == NULL
+    claim = "false_claim" if null else "overfits"
+    where = dict(setting=spec["setting"], claim=CLAIMS[claim], shape=spec["shape"], replicates=k,
+                 max_n=SEQUENTIAL_N, architectures=len(truth), strategies=False)
+    fixed_runs = len(truth) * SEQUENTIAL_N * k
+    rows = []
+    for spending in sequential.SPENDING:
+        design = sequential.Design(looks=SEQUENTIAL_LOOKS, seeds=tuple(range(k)), spending=spending)
+        race = simulation.race_claims(valid, truth, design)
+        hits = race[claim] if null else race[claim][:, 0]
+        rows.append(dict(rule=sequential_rule(spending), **where, **rate(hits, reports),
+                         runs=race["runs"].mean(), runs_fixed=fixed_runs))
+    fixed = simulation.report_claims(valid, truth)
+    rows.append(dict(rule=f"fixed: {k} replicates", **where,
+                     **rate(fixed[claim] if null else fixed[claim][:, 0], reports), runs=fixed_runs,
+                     runs_fixed=fixed_runs))
+    if null:
+        rows.append(dict(rule=NAIVE, **where, **rate(naive_peeking(valid), reports), runs=np.nan,
+                         runs_fixed=fixed_runs))
+    return rows
+
+
+def sequential_table(table: pd.DataFrame) -> str:
+    """The README's and docs/verdicts.md's table of the sequential design, made from calibration.csv."""
+    rows = table[table["rule"].str.startswith(("sequential", "fixed", "naive"), na=False)]
+    rules = list(rows["rule"].drop_duplicates())
+    lines = ["| setting | noise | " + " | ".join(rules) + " |", "|---|---|" + "---|" * len(rules)]
+    for (setting, shape), group in rows.groupby(["setting", "shape"], sort=False):
+        cells = []
+        for rule in rules:
+            row = group[group["rule"] == rule]
+            if row.empty:
+                cells.append("–")
+                continue
+            row = row.iloc[0]
+            runs = "" if pd.isna(row["runs"]) else f" ({row['runs'] / row['runs_fixed']:.2f} of the runs)"
+            cells.append(percent(row["rate"]) + runs)
+        name = "any false claim, nothing differs" if setting == NULL else setting.removeprefix("power: ")
+        lines.append(f"| {name} | {shape} | " + " | ".join(cells) + " |")
+    reports = int(rows["reports"].max())
+    return "\n".join(lines) + (f"\n\nTwo architectures, N = {SEQUENTIAL_N}, looks at "
+                               f"{' and '.join(map(str, SEQUENTIAL_LOOKS))} replicates, {reports} simulated reports "
+                               "each, the same ones for every column; power is the share that finds the decline.\n")
+
+
+def readme_sequential_table(table: pd.DataFrame) -> str:
+    """The README's summary of the sequential design's rows of calibration.csv (tests/test_benchmarks.py keeps them equal)."""
+    rows = table[table["rule"].str.startswith(("sequential", "fixed", "naive"), na=False)]
+    null = rows[rows["setting"] == NULL]
+    power = rows[(rows["setting"].str.startswith("power: decline 0.5 pts")) & (rows["shape"] == "normal")]
+    names = {sequential_rule("obrien_fleming"): "O'Brien–Fleming", sequential_rule("pocock"): "Pocock",
+             f"fixed: {SEQUENTIAL_LOOKS[-1]} replicates": f"fixed design, {SEQUENTIAL_LOOKS[-1]} replicates", NAIVE:
+             "naive: t-tests after every replicate"}
+    lines = ["| design | any false claim, nothing differs (worst noise) | finds a 0.5-pt-per-epoch decline | "
+             "runs, of a fixed design's |", "|---|---|---|---|"]
+    for rule, name in names.items():
+        found = power[power["rule"] == rule]
+        runs = found["runs"] / found["runs_fixed"]
+        lines.append(f"| {name} | {percent(null.loc[null['rule'] == rule, 'rate'].max())} | "
+                     f"{percent(found['rate'].iloc[0]) if len(found) else '–'} | "
+                     f"{f'{runs.iloc[0]:.2f}' if len(found) else '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -319,9 +436,27 @@ def main(reports: int = 2000, processes: int = os.cpu_count()) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def main_sequential(reports: int = 1000, processes: int = os.cpu_count(), kept: pd.DataFrame = None) -> pd.DataFrame:
+    """`kept` (default: calibration.csv's other rows) with the sequential design's rows measured anew."""
+    rows = []
+    with multiprocessing.Pool(processes, initializer=one_thread) as pool:
+        for found in pool.imap(measure_sequential, [(spec, reports) for spec in sequential_settings()]):
+            rows += found
+            for row in found:
+                print({key: row[key] for key in ("rule", "setting", "shape", "rate", "runs")}, flush=True)
+    if kept is None:
+        kept = pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv")
+        kept = kept[~kept["rule"].str.startswith(("sequential", "fixed", "naive"))]
+    return pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
+
+
 if __name__ == "__main__":
     start = time.time()
-    table = main(*[int(a) for a in sys.argv[1:]])
+    if sys.argv[1:2] == ["sequential"]:
+        table = main_sequential(*[int(a) for a in sys.argv[2:]])
+    else:
+        table = main(*[int(a) for a in sys.argv[1:]])
+        table = main_sequential(*[max(int(a) // 2, 1) for a in sys.argv[1:2]], kept=table)
     out = ROOT / "benchmarks" / "results" / "calibration.csv"
     write_csv(out, table)
     print(table.to_string(index=False))

@@ -1,7 +1,7 @@
 """Run every benchmark side by side on this machine; write benchmarks/results/*.csv and BENCHMARKS.md.
 
     python benchmarks/run.py            # all of them (about 25 minutes on 2 CPU cores)
-    python benchmarks/run.py loop       # or some: loop, throughput, startup, scaling
+    python benchmarks/run.py loop       # or some: loop, throughput, startup, scaling, adaptive
 
 Every figure is a ratio of two things measured here, in one run, one after the other.
 """
@@ -165,6 +165,55 @@ def bench_startup() -> dict:
                 overall_overhead_share=cells["overhead_seconds"].sum() / cells["wall_seconds"].sum())
 
 
+# The sequential design's experiment: the default one with two architectures, in looks (issue 18 makes it the default
+# once it resolves both within 15 minutes on 2 cores).
+ADAPTIVE_CONFIG = ROOT / "config" / "sequential.yaml"
+
+
+def bench_adaptive() -> list:
+    """ADAPTIVE_CONFIG's sequential design against a fixed design of its last look's replicates, same seeds.
+
+    Both run afresh, one after the other, in folders of their own; rows per architecture: the runs, epochs and
+    verdict each design got, the run's wall time, and whether the race replayed on the fixed run's cells (the same
+    cells, bit for bit) makes the decisions the sequential run made.
+    """
+    from epochbench.sequential import design_from_config, race
+
+    config = yaml.safe_load(ADAPTIVE_CONFIG.read_text())
+    design = design_from_config(config)
+    fixed_config = {key: value for key, value in config.items() if key != "replicates"}
+    fixed_config["seeds"] = list(design.seeds[: design.looks[-1]])
+    fixed_path = WORK / "adaptive_fixed.yaml"
+    WORK.mkdir(parents=True, exist_ok=True)
+    write_text(fixed_path, yaml.safe_dump(fixed_config))
+    rows, tables = [], {}
+    for name, config_path in (("sequential", ADAPTIVE_CONFIG), ("fixed", fixed_path)):
+        work = fresh(f"adaptive_{name}")
+        wall = snakemake(work, config_path)
+        rerun = subprocess.run(["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+                                "--configfile", str(config_path), "--cores", "1", "--dry-run"],
+                               capture_output=True, text=True, check=True)
+        results = work / "results" / config["experiment"] / "tables"
+        finals = pd.read_csv(results / "finals.csv")
+        points = pd.read_csv(results / "overfitting.csv").set_index("architecture")
+        tables[name] = finals
+        for arch, point in points.iterrows():
+            cells = finals[finals["architecture"] == arch]
+            rows.append(dict(design=name, architecture=arch, wall_seconds=wall, runs=len(cells),
+                             epochs=epochs_computed(cells)[0], replicates=int(point["replicates"]),
+                             state=point.get("state", ""), overfits=bool(point["overfits"]),
+                             decline_from_n=int(point["decline_from_n"]), p_decline=point["p_decline"],
+                             rerun_does_nothing="Nothing to be done" in rerun.stdout + rerun.stderr))
+    replayed = race(tables["fixed"], design, config.get("equivalence_margin", 0.01))["overfitting"]
+    frame = pd.DataFrame(rows)
+    sequential_rows = frame["design"] == "sequential"
+    same = replayed.set_index("architecture").loc[frame.loc[sequential_rows, "architecture"]]
+    frame.loc[sequential_rows, "replay_agrees"] = ((same["state"].to_numpy() == frame.loc[sequential_rows, "state"])
+                                                   & (same["replicates"].to_numpy()
+                                                      == frame.loc[sequential_rows, "replicates"])).to_numpy()
+    return frame.to_dict("records")
+
+
 SLURM_TOOLS = {"sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel", "scontrol", "scrontab",
                "sdiag", "sinfo", "sprio", "squeue", "sreport", "srun", "sshare", "sstat", "strigger"}
 
@@ -195,9 +244,12 @@ def bench_scaling() -> list:
     return rows
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, rerun=None) -> str:
+    """BENCHMARKS.md; `rerun` names the benchmarks this run measured, where it measured only some."""
+    partly = ("" if not rerun or set(rerun) >= set(BENCHMARKS) else
+              f" (this run: {', '.join(rerun)}; the other rows are from their results files, measured before)")
     lines = ["# Benchmarks", "", f"Measured with `python benchmarks/run.py` on {machine()}, "
-             f"{time.strftime('%Y-%m-%d')}. Each ratio compares two runs made one after the other in that one "
+             f"{time.strftime('%Y-%m-%d')}{partly}. Each ratio compares two runs made one after the other in that one "
              "command on that machine; raw numbers are in `benchmarks/results/`.", "",
              "| benchmark | measured | ratio | target |", "|---|---|---|---|"]
     if "loop" in results:
@@ -242,6 +294,18 @@ def markdown(results: dict) -> str:
             lines.append(f"| fixed cost: tables, statistics, figures and report from finished cells "
                          f"(`--forcerun collect_tables`, Snakemake's start included) | "
                          f"{r['fixed_cost_seconds']:.1f} s | – | ≤ 15 s |")
+    if "adaptive" in results:
+        rows = pd.DataFrame(results["adaptive"])
+        by_design = rows.groupby("design").agg(runs=("runs", "sum"), epochs=("epochs", "sum"),
+                                               wall=("wall_seconds", "first"))
+        seq, fixed = by_design.loc["sequential"], by_design.loc["fixed"]
+        verdicts = rows.pivot(index="architecture", columns="design", values="overfits")
+        agree = bool((verdicts["sequential"] == verdicts["fixed"]).all())
+        lines.append(f"| sequential design (`config/sequential.yaml`) vs a fixed design of its last look, "
+                     f"same seeds | runs {seq['runs']:.0f} vs {fixed['runs']:.0f}, epochs {seq['epochs']:.0f} "
+                     f"vs {fixed['epochs']:.0f}, wall {seq['wall']:.0f} s vs {fixed['wall']:.0f} s; overfitting "
+                     f"verdicts agree: {agree} | runs {seq['runs'] / fixed['runs']:.2f}, epochs "
+                     f"{seq['epochs'] / fixed['epochs']:.2f}, wall {seq['wall'] / fixed['wall']:.2f} | ≤ 0.7 |")
     if "scaling" in results:
         rows = results["scaling"]
         measured = ", ".join(f"N={r['max_epochs']}: {r['pipeline_seconds']:.0f} s" for r in rows)
@@ -251,7 +315,7 @@ def markdown(results: dict) -> str:
 
 
 BENCHMARKS = {"loop": bench_loop, "identity": bench_identity, "throughput": bench_throughput,
-              "startup": bench_startup, "scaling": bench_scaling}
+              "startup": bench_startup, "scaling": bench_scaling, "adaptive": bench_adaptive}
 
 
 def main(names):
@@ -267,8 +331,8 @@ def main(names):
     for name in BENCHMARKS:
         if name not in results and (RESULTS / f"{name}.csv").exists():
             rows = pd.read_csv(RESULTS / f"{name}.csv").to_dict("records")
-            results[name] = rows if name == "scaling" else rows[0]
-    write_text(HERE / "BENCHMARKS.md", markdown(results))
+            results[name] = rows if name in ("scaling", "adaptive") else rows[0]
+    write_text(HERE / "BENCHMARKS.md", markdown(results, names))
 
 
 if __name__ == "__main__":

@@ -223,6 +223,15 @@ def load_config(path, schema_path=SCHEMA) -> dict:
     return with_defaults(config, yaml.safe_load(Path(schema_path).read_text()))
 
 
+def _check_replicates(replicates: dict, seeds: list) -> None:
+    looks = replicates.get("looks") or []
+    if any(later <= earlier for earlier, later in zip(looks, looks[1:])):
+        raise ConfigError(f"config key 'replicates.looks': {looks} must increase from look to look")
+    if looks and looks[-1] > len(seeds):
+        raise ConfigError(f"config key 'replicates.looks': the last look needs {looks[-1]} replicates but "
+                          f"'seeds' lists {len(seeds)}")
+
+
 def check_config(config: dict, model_cache=None) -> None:
     """Raise ConfigError for the first setting that cannot work (`model_cache`: see `model_names`)."""
     _check_dataset(config["dataset"], "dataset")
@@ -244,6 +253,7 @@ def check_config(config: dict, model_cache=None) -> None:
             "lower batch_size or raise train_size"
         )
     _check_tracking(config.get("tracking") or {})
+    _check_replicates(config.get("replicates") or {}, config["seeds"])
     names = model_names(model_cache)
     for name in config["architectures"]:
         architecture_source(name, names)

@@ -424,6 +424,8 @@ def decline_clause(point: pd.Series) -> str:
     k, max_n = int(point["replicates"]), int(point["max_n"])
     if not point["overfits"]:
         text = f"No resolved decline within N = {max_n} with {k} replicate{'s' * (k != 1)}"
+        if pd.isna(point["replicates_needed_overfits"]):
+            return text + f": no test over {k} replicates can resolve one at this look's {point['alpha_overfits']:.3g}"
         if k < point["replicates_needed_overfits"]:
             return text + (f": with {k} no test can resolve one at this report's {point['alpha_overfits']:.3g} "
                            f"(it needs at least {int(point['replicates_needed_overfits'])})")
@@ -455,16 +457,25 @@ def analyze(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> dict:
 
     `finals` needs columns architecture, n, seed, valid_accuracy and
     test_accuracy (optional: strategy; only fine_tune rows make the n-sweep,
-    and other strategies take their share of the report's one budget).
+    and other strategies take their share of the report's one budget). A
+    fixed design: every replicate at once (`epochbench.sequential.race`
+    replays a sequential design's looks).
     """
+    check_columns(finals)
+    with_strategies = "strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any())
+    return analyze_fixed(finals, margin, error_budget(with_strategies))
+
+
+def check_columns(finals: pd.DataFrame) -> None:
     missing = [c for c in ("architecture", "n", "seed", "valid_accuracy", "test_accuracy") if c not in finals.columns]
     if missing:
         raise ValueError(f"finals table: missing column(s) {', '.join(missing)}")
-    with_strategies = "strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any())
-    budget = error_budget(with_strategies)
+
+
+def analyze_fixed(finals: pd.DataFrame, margin: float, budget: dict) -> dict:
+    """`analyze` of a fixed design, every kind of claim at its level in `budget`."""
     comparison = compare_all_epochs(finals, margin, budget)
     found = overfitting_points(finals, comparison, budget)
     found["verdict"] = [verdict_sentence(p, comparison, margin, budget) for _, p in found.iterrows()]
     return dict(comparison=comparison, overfitting=found, strategies=compare_strategies(finals, margin, budget),
                 budget=budget)
-

@@ -12,25 +12,36 @@ import pandas as pd
 
 # The tables rule summarize writes, by the names of its outputs.
 SUMMARY_TABLES = ("summary", "overfitting", "within_run", "comparison", "strategies", "early_stopping",
-                  "early_stopping_seeds", "cost")
+                  "early_stopping_seeds", "cost", "looks")
+LOOKS_COLUMNS = ["architecture", "look", "replicates", "state", "decline_from_n", "decline", "p_decline",
+                 "alpha_overfits", "alpha_worse", "alpha_equivalent"]
 
 
 def summary_tables(finals: pd.DataFrame, histories: pd.DataFrame, max_n: int, early_stopping: dict,
-                   equivalence_margin: float) -> dict:
-    """{name: table} of `SUMMARY_TABLES`: mean and intervals over seeds, the decisions, curves and costs."""
+                   equivalence_margin: float, design=None) -> dict:
+    """{name: table} of `SUMMARY_TABLES`: mean and intervals over seeds, the decisions, curves and costs.
+
+    `design`: a sequential design (`epochbench.sequential.Design`), whose looks the decisions replay; its
+    `looks` table is empty for a fixed design.
+    """
     from . import decisions, stats
 
     summary = stats.summarize(finals)
     # The decisions (which n is worse, the overfitting point, the baselines) are the very
     # ones `python -m epochbench analyze` makes on any finals table.
-    tables = decisions.analyze(finals, equivalence_margin)
+    if design is None:
+        tables = decisions.analyze(finals, equivalence_margin)
+    else:
+        from .sequential import race
+
+        tables = race(finals, design, equivalence_margin)
     curve = stats.within_run_curve(histories, max_n)
     points = stats.compare_within_run(tables["overfitting"], curve)
     early_per_seed = stats.early_stopping(histories, max_n, early_stopping)
     return dict(summary=summary, overfitting=points, within_run=curve, comparison=tables["comparison"],
                 strategies=tables["strategies"], early_stopping_seeds=early_per_seed,
                 early_stopping=stats.early_stopping_summary(early_per_seed, points, finals),
-                cost=stats.cost_table(finals))
+                cost=stats.cost_table(finals), looks=tables.get("looks", pd.DataFrame(columns=LOOKS_COLUMNS)))
 
 
 def draw_figures(tables: dict, finals: pd.DataFrame, folder, strategy_comparison: bool,
@@ -70,7 +81,7 @@ def report_html(config: dict, config_hash: str, tables: dict, finals: pd.DataFra
         citation=yaml.safe_load(Path(citation_path).read_text()), finals=finals, figures=figures,
         benchmark_files=benchmark_files, data_meta=json.loads(Path(data_meta_path).read_text()),
         workdir=workdir,  # the checkout whose commit made this report
-        partial=partial,
+        partial=partial, looks=tables.get("looks"),
     )
     # fine_tune.base_lr by lr_find: the rates used, stated (no section where base_lr is a number).
     found, _ = read_results(lr_find_results, lr_find_curves)

@@ -165,7 +165,8 @@ def limits(point: pd.Series, budget: dict) -> str:
                          "better than another, only which had the higher accuracy this once.")
     else:
         needed = decisions.replicates_needed(budget)
-        short = {kind: kinds for kind, kinds in needed.items() if kinds > k and not kind.startswith("strategy")}
+        short = {kind: kinds for kind, kinds in needed.items() if kinds is not None and kinds > k
+                 and not kind.startswith("strategy")}
         if short:
             names = {"overfits": "a decline by N", "worse": "'worse'", "equivalent": "'equivalent'"}
             listed = ", ".join(f"{names[kind]} at least {kinds}" for kind, kinds in short.items())
@@ -210,6 +211,7 @@ def answer(point: pd.Series, comparison: pd.DataFrame, config, data_meta=None, b
         varied=(f"95% t-interval {what_varied(config, data_meta)}, {k} replicates" if k > 1 else
                 "one replicate, no interval"),
         decline=decisions.decline_clause(point) + ".", within=within, exact=limits(point, budget),
+        sequential=sequential_note(point),
         per_n="; ".join(decisions.per_n_clauses(point, comparison, margin, budget)) + ".",
         rule=(f"n = {chosen} is the smallest n whose mean validation accuracy is within one standard error (of the "
               f"paired difference) of the highest mean, at n = {best_n}." if k > 1 else
@@ -252,6 +254,43 @@ def package_versions() -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+STATE_WORDS = {"overfits": "decline resolved", "holds": "n = N within the margin of the best",
+               "futile": "stopped for futility (n = N had the highest mean)", "open": "still open",
+               "unresolved": "not resolved at the last look"}
+SPENDING_WORDS = {"obrien_fleming": "O'Brien-Fleming-type", "pocock": "Pocock-type"}
+
+
+def race_context(points: pd.DataFrame, looks: pd.DataFrame) -> dict:
+    """A sequential design's race: per architecture the look that settled it and the runs it used; {} if fixed."""
+    if "look" not in points.columns or points.empty:
+        return {}
+    rows = [dict(architecture=p.architecture, look=f"{int(p.look)} of {int(p.looks)}", state=STATE_WORDS[p.state],
+                 replicates=int(p.replicates), runs=f"{int(p.runs)} of {int(p.runs_fixed)}",
+                 epochs=(f"{int(p.epochs)} of {int(p.epochs_fixed)}" if pd.notna(p.epochs) else "")) for p in points.itertuples()]
+    runs, fixed = int(points["runs"].sum()), int(points["runs_fixed"].sum())
+    saved = (f"The sequential design trained {runs} of the {fixed} runs a fixed design with the last look's "
+             f"replicates would ({runs / fixed:.2f} of it)")
+    if points["epochs"].notna().all():
+        epochs, epochs_fixed = points["epochs"].sum(), points["epochs_fixed"].sum()
+        saved += f"; epochs computed: {epochs:.0f} of {epochs_fixed:.0f}"
+    look_rows = [dict(architecture=r.architecture, look=int(r.look), replicates=int(r.replicates), state=r.state,
+                      p=p_text(r.p_decline), alpha=f"{r.alpha_overfits:.3g}", worse=f"{r.alpha_worse:.3g}",
+                      equivalent=f"{r.alpha_equivalent:.3g}") for r in looks.itertuples()] if len(looks) else []
+    return dict(rows=rows, looks=look_rows, saved=saved + ".", spending=SPENDING_WORDS[points["spending"].iloc[0]],
+                replicates=", ".join(str(r) for r in sorted(looks["replicates"].unique())) if len(looks) else "")
+
+
+def sequential_note(point: pd.Series) -> str:
+    """What a sequential design means for one architecture's numbers."""
+    if "look" not in point or pd.isna(point.get("look")):
+        return ""
+    return (f"Sequential design: this architecture stopped at look {int(point['look'])} of {int(point['looks'])} "
+            f"({STATE_WORDS[point['state']]}) with {int(point['replicates'])} replicates; its verdicts are those of "
+            f"that look, tested at the look's nominal levels. Means and intervals are the usual ones of the "
+            f"replicates it has, not adjusted for the looks: an architecture stopped early for a decline tends to "
+            f"show a decline a little larger than the true one.")
 
 
 def time_table(benchmark_files) -> list:
@@ -440,7 +479,7 @@ def summary_row(r: pd.Series) -> dict:
 
 def build_context(
     config, config_hash, summary, points, finals, figures, benchmark_files, workdir, data_meta, comparison,
-    strategies, early_stopping, citation, partial: dict = None,
+    strategies, early_stopping, citation, partial: dict = None, looks: pd.DataFrame = None,
 ) -> dict:
     """Everything the template shows, as strings and lists of rows.
 
@@ -495,6 +534,7 @@ def build_context(
         ),
         reproducibility=reproducibility(config),
         partial=partial,
+        race=race_context(points, looks if looks is not None else pd.DataFrame()),
     )
 
 

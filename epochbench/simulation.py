@@ -139,7 +139,8 @@ def sweep_claims(valid, truth, margin: float, budget: dict) -> dict:
     overfits = worse[..., -1]
     return dict(verdict=verdict, worse_than=worse_than, overfits=overfits,
                 false_overfits=false_worse[..., -1].any(axis=1), false_worse=false_worse.any(axis=(1, 2)),
-                false_equivalent=false_equivalent.any(axis=(1, 2)))
+                false_equivalent=false_equivalent.any(axis=(1, 2)),
+                false_by_architecture=false_worse.any(axis=2) | false_equivalent.any(axis=2))
 
 
 def strategy_claims(test, truth, margin: float, budget: dict) -> dict:
@@ -187,3 +188,60 @@ def report_claims(valid, truth, test=None, strategy_truth=None, margin: float = 
     false = claims["false_overfits"] | claims["false_worse"] | claims["false_equivalent"]
     claims["false_claim"] = false | claims["false_strategy"] if test is not None else false
     return claims
+
+
+def race_claims(valid, truth, design, margin: float = decisions.EQUIVALENCE_MARGIN, batch: int = 20) -> dict:
+    """A sequential design's race (`epochbench.sequential.race`) on a batch of reports of the n-sweep.
+
+    `valid` (reports, architectures, replicates >= the last look's, N); `design`
+    a `sequential.Design` (its seeds are ignored: replicates are used in
+    order). Each look sees the replicates up to it, NaN beyond an
+    architecture's stop, and decides at the look's nominal levels; each
+    architecture's claims are those of its stopping look. Returns state
+    (reports, architectures) codes into sequential.STATES, look (its stopping
+    look, 1-based), replicates, overfits, false_claim (reports,): any false
+    claim of any architecture, and runs per report.
+    """
+    from . import sequential
+
+    budget = decisions.error_budget()
+    truth = np.asarray(truth, float)
+    reports, archs, _, size = valid.shape
+    states = np.full((reports, archs), sequential.STATES.index("open"))
+    stop_look = np.zeros((reports, archs), int)
+    overfits = np.zeros((reports, archs), bool)
+    false = np.zeros((reports, archs), bool)
+    for look, k in enumerate(design.looks):
+        still = states == sequential.STATES.index("open")
+        if not still.any():
+            break
+        levels = sequential.look_budget(design, look, budget, decisions.TWO_SIDED)
+        last = look == len(design.looks) - 1
+        # As the pipeline's race: each look analyses the open architectures alone, so the reports are grouped
+        # by which are open, and each group's are one family.
+        for pattern in np.unique(still, axis=0):
+            if not pattern.any():
+                continue
+            group = np.flatnonzero((still == pattern).all(axis=1))
+            archs_open = np.flatnonzero(pattern)
+            seen = valid[group][:, archs_open, :k]
+            parts = [sweep_claims(seen[start:start + batch], truth[archs_open], margin, levels)
+                     for start in range(0, len(group), batch)]
+            claims = {key: np.concatenate([part[key] for part in parts])
+                      for key in ("verdict", "overfits", "false_by_architecture")}
+            verdict = claims["verdict"]
+            at_max_n = verdict[..., -1]
+            settled = (verdict[..., :-1] == 1) | (verdict[..., :-1] == 2)
+            holds = (at_max_n == 2) | ((at_max_n == 0) & settled.all(axis=-1))
+            futile = ((design.futility and not last and design.fractions[look] >= sequential.FUTILITY_FROM)
+                      & (at_max_n == 0))
+            now = np.select([claims["overfits"], holds, futile], [0, 1, 2], 4 if last else 3)
+            cells = np.ix_(group, archs_open)
+            states[cells] = now
+            stopped = now != sequential.STATES.index("open")
+            stop_look[cells] = np.where(stopped, look + 1, stop_look[cells])
+            overfits[cells] = np.where(stopped, claims["overfits"], overfits[cells])
+            false[cells] = np.where(stopped, claims["false_by_architecture"], false[cells])
+    replicates = np.asarray(design.looks)[stop_look - 1]
+    return dict(state=states, look=stop_look, replicates=replicates, overfits=overfits, false_claim=false.any(axis=1),
+                runs=replicates.sum(axis=1) * size)

@@ -33,9 +33,14 @@ FAILURE_MARKS = ("Traceback (most recent call last):", "epochbench: ")
 
 
 def planned_cells(config: dict) -> list:
-    """Every (strategy, architecture, n, seed) of the grid, in the pipeline's order."""
+    """Every (strategy, architecture, n, seed) of the grid, in the pipeline's order.
+
+    A sequential design plans up to its last look's seeds; the looks may stop some architectures before.
+    """
+    looks = (config.get("replicates") or {}).get("looks")
+    seeds = config["seeds"][: looks[-1]] if looks else config["seeds"]
     return [(strategy, arch, n, seed) for strategy in config["strategies"] for arch in config["architectures"]
-            for n in range(1, config["max_epochs"] + 1) for seed in config["seeds"]]
+            for n in range(1, config["max_epochs"] + 1) for seed in seeds]
 
 
 def cell_path(strategy, arch, n, seed) -> str:

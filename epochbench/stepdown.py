@@ -211,6 +211,9 @@ def smallest_p(k: int, two_sided: bool) -> float:
     return (2.0 if two_sided else 1.0) / 2.0**k if k <= EXACT_SIGN_FLIPS else 1.0 / (1 + RESAMPLES)
 
 
-def replicates_needed(alpha: float, two_sided: bool) -> int:
-    """The fewest replicates with which a claim at level alpha is possible at all (sign-flip floor below alpha)."""
-    return next(k for k in range(2, 64) if smallest_p(k, two_sided) < alpha)
+def replicates_needed(alpha: float, two_sided: bool):
+    """The fewest replicates with which a claim at level alpha is possible at all (sign-flip floor below alpha).
+
+    None where no number is: a level below 1 / (1 + RESAMPLES), as an early look of a sequential design can have.
+    """
+    return next((k for k in range(2, 64) if smallest_p(k, two_sided) < alpha), None)

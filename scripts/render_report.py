@@ -11,7 +11,7 @@ from epochbench.outputs import report_html  # noqa: E402
 
 inputs = snakemake.input
 tables = {name: pd.read_csv(getattr(inputs, name))
-          for name in ("summary", "overfitting", "comparison", "strategies", "early_stopping")}
+          for name in ("summary", "overfitting", "comparison", "strategies", "early_stopping", "looks")}
 write_text(snakemake.output.html, report_html(
     config=snakemake.params.config, config_hash=snakemake.params.config_hash, tables=tables,
     finals=pd.read_csv(inputs.finals), figures=inputs.figures, benchmark_files=inputs.benchmarks,

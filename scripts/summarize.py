@@ -6,9 +6,13 @@ import pandas as pd  # noqa: E402
 
 from epochbench.io import write_csv  # noqa: E402
 from epochbench.outputs import SUMMARY_TABLES, summary_tables  # noqa: E402
+from epochbench.sequential import design_from_config  # noqa: E402
+
+params = snakemake.params  # noqa: F821
+design = design_from_config(dict(replicates=params.replicates, seeds=params.seeds))
 
 tables = summary_tables(pd.read_csv(snakemake.input.finals), pd.read_csv(snakemake.input.histories),
-                        snakemake.params.max_n, snakemake.params.early_stopping, snakemake.params.equivalence_margin)
+                        params.max_n, params.early_stopping, params.equivalence_margin, design)
 for name in SUMMARY_TABLES:
     write_csv(getattr(snakemake.output, name), tables[name])
 log.info("overfitting points:\n%s", tables["overfitting"].to_string())

@@ -32,6 +32,10 @@ def test_the_calibration_tables_in_the_docs_are_the_results_file():
     assert tables in (ROOT / "docs" / "verdicts.md").read_text()
     summary = calibration.readme_table(pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv"))
     assert summary in (ROOT / "README.md").read_text()
+    # The sequential design's: docs/verdicts.md has the whole table, the README its summary.
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / "calibration.csv")
+    assert calibration.sequential_table(table) in (ROOT / "docs" / "verdicts.md").read_text()
+    assert calibration.readme_sequential_table(table) in (ROOT / "README.md").read_text()
 
 
 def test_the_replicates_the_report_names_for_power_are_the_results_file():

@@ -88,6 +88,10 @@ CHECK_CASES = [
     ("split folders on a flat folder", lambda c: c.update(dataset=dict(name="folder", path=str(ROOT / "config"),
                                                                       label_regex=r"(\w+)\.yaml", split="folders")),
      "'dataset.split'"),
+    ("looks that do not increase", lambda c: c.update(replicates=dict(looks=[2, 2])),
+     "'replicates.looks': [2, 2] must increase"),
+    ("a last look beyond the seeds", lambda c: c.update(replicates=dict(looks=[2, 3])),
+     "'replicates.looks': the last look needs 3 replicates but 'seeds' lists 2"),
 ]
 
 

@@ -62,7 +62,8 @@ def minimal_context(evil: str) -> dict:
     return dict(
         experiment=evil, config_hash="abc", cells=1, seeds=[0], max_n=1, architectures=[evil], dataset="folder",
         pretrained=evil, answers=[dict(architecture=evil, per_n=evil, decline=evil, varied=evil, rule=evil,
-                                       optimism=evil, within=evil, exact=evil, chosen_n=1, best_n=1, test="1%",
+                                       optimism=evil, within=evil, exact=evil, sequential=evil, chosen_n=1, best_n=1,
+                                       test="1%",
                                        test_ci="", p_best=[dict(n=1, p="1.00", height="2.50")], p_best_note=evil)],
         margin="1", varied=evil, budget=dict(alpha="0.05", rows=[dict(claim=evil, alpha="0.05", needed=5,
                                                                        possible="no")]),
@@ -83,6 +84,9 @@ def minimal_context(evil: str) -> dict:
                                                      overhead="0", share="0%", ips="1")]),
         times=[dict(rule=evil, jobs=1, total="1", mean="1", max="1", share="100%")],
         commit=evil, hardware={"cpu": evil}, versions={"x": evil}, config_yaml=evil, reproducibility=evil,
+        race=dict(rows=[dict(architecture=evil, look="1 of 2", state=evil, replicates=6, runs="1 of 2", epochs="")],
+                  looks=[dict(architecture=evil, look=1, replicates=6, state=evil, p="1", alpha="0.02", worse="0.01",
+                              equivalent="0.001")], saved=evil, spending=evil, replicates=evil),
     )
 
 

@@ -65,6 +65,9 @@ rule summarize:
         cost=report(
             f"{TABLES}/cost.csv", caption="../report/cost.rst", category="Tables"
         ),
+        looks=report(
+            f"{TABLES}/looks.csv", caption="../report/looks.rst", category="Tables"
+        ),
     log:
         f"{LOGS}/summarize.log",
     benchmark:
@@ -79,6 +82,8 @@ rule summarize:
         max_n=config["max_epochs"],
         early_stopping=config["early_stopping"],
         equivalence_margin=config["equivalence_margin"],
+        replicates=config.get("replicates"),
+        seeds=config["seeds"],
     script:
         "../../scripts/summarize.py"
 

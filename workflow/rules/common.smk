@@ -1,3 +1,4 @@
+import json
 import sys
 
 from snakemake.utils import validate
@@ -11,6 +12,7 @@ from epochbench.config import (
     schema_error,
 )
 from epochbench.jobs import learner_params
+from epochbench.sequential import design_from_config
 
 SCHEMA = f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
 
@@ -35,7 +37,10 @@ EXPERIMENT = config["experiment"]
 STRATEGIES = config["strategies"]
 ARCHITECTURES = config["architectures"]
 EPOCHS = list(range(1, config["max_epochs"] + 1))
-SEEDS = config["seeds"]
+# A sequential design (replicates.looks) trains its seeds in looks, up to the last look's count.
+DESIGN = design_from_config(config)
+SEEDS = list(DESIGN.seeds[: DESIGN.looks[-1]]) if DESIGN else config["seeds"]
+LOOKS = [str(look) for look in range(1, len(DESIGN.looks) + 1)] if DESIGN else []
 CONFIG_HASH = config_hash(config)
 # What the report shows and is rerun by: the config less the keys that change no number (tracking).
 REPORT_CONFIG = {key: value for key, value in config.items() if key not in NOT_HASHED}
@@ -75,17 +80,35 @@ wildcard_constraints:
     n=r"\d+",
     seed=r"\d+",
     task=r"target|source",
+    look=r"\d+",
+
+
+def seeds_by_architecture(after_look=None):
+    """{architecture: its seeds}: all of them in a fixed design; in a sequential one, those of the look after
+    `after_look` (1-based; None: after the last), read from checkpoint look's decisions."""
+    if not DESIGN:
+        return {arch: SEEDS for arch in ARCHITECTURES}
+    if after_look == 0:
+        return {arch: DESIGN.seeds_at(0) for arch in ARCHITECTURES}
+    look = after_look or len(DESIGN.looks)
+    with open(checkpoints.look.get(look=look).output.decisions) as decisions:
+        return json.load(decisions)["seeds"]
+
+
+def cells(name, seeds):
+    """One path per (strategy, architecture, n, seed) cell with `seeds` ({architecture: seeds})."""
+    return [
+        f"{RESULTS}/cells/{strategy}/{arch}/n{n}/seed{seed}/{name}"
+        for strategy in STRATEGIES
+        for arch in ARCHITECTURES
+        for n in EPOCHS
+        for seed in seeds[arch]
+    ]
 
 
 def cell_files(name):
-    """One path per (strategy, architecture, n, seed) cell of the grid."""
-    return expand(
-        f"{RESULTS}/cells/{CELL}/{name}",
-        strategy=STRATEGIES,
-        arch=ARCHITECTURES,
-        n=EPOCHS,
-        seed=SEEDS,
-    )
+    """An input function: one path per cell of the grid (in a sequential design, every look's)."""
+    return lambda wildcards: cells(name, seeds_by_architecture())
 
 
 def body_weights(wildcards):
@@ -142,28 +165,30 @@ def frozen_checkpoint(wildcards):
     return f"{RESULTS}/frozen/{wildcards.arch}/seed{wildcards.seed}.pt"
 
 
-def benchmark_files():
+def benchmark_files(wildcards=None):
     """Every job's Snakemake benchmark file upstream of the report, for the 'where the time went' table."""
+    seeds = seeds_by_architecture()
     files = expand(f"{BENCH}/prepare_data/{{task}}.tsv", task=DATA_TASKS)
     if config["pretrained"] == "source":
         files += expand(f"{BENCH}/pretrain/{{arch}}.tsv", arch=ARCHITECTURES)
     if LR_FIND:
         files += expand(f"{BENCH}/lr_find/{{arch}}.tsv", arch=ARCHITECTURES)
     if {"fine_tune", "head_only"} & set(STRATEGIES):
-        files += expand(
-            f"{BENCH}/frozen_fit/{{arch}}/seed{{seed}}.tsv",
-            arch=ARCHITECTURES,
-            seed=SEEDS,
-        )
-    files += expand(
-        f"{BENCH}/train/{CELL}.tsv",
-        strategy=STRATEGIES,
-        arch=ARCHITECTURES,
-        n=EPOCHS,
-        seed=SEEDS,
-    )
+        files += [
+            f"{BENCH}/frozen_fit/{arch}/seed{seed}.tsv"
+            for arch in ARCHITECTURES
+            for seed in seeds[arch]
+        ]
+    files += [
+        f"{BENCH}/train/{strategy}/{arch}/n{n}/seed{seed}.tsv"
+        for strategy in STRATEGIES
+        for arch in ARCHITECTURES
+        for n in EPOCHS
+        for seed in seeds[arch]
+    ]
     files += [
         f"{BENCH}/{rule}/all.tsv"
         for rule in ("collect_tables", "summarize", "plot_figures")
     ]
+    files += expand(f"{BENCH}/look/{{look}}.tsv", look=LOOKS)
     return files

@@ -1,0 +1,14 @@
+from epochbench.jobs import log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821  (snakemake is injected by the script directive)
+
+from epochbench.io import write_json  # noqa: E402
+from epochbench.sequential import design_from_config, look_decisions  # noqa: E402
+from epochbench.tables import collect  # noqa: E402
+
+params = snakemake.params  # noqa: F821
+design = design_from_config(dict(replicates=params.replicates, seeds=params.seeds))
+_, finals = collect(snakemake.input.histories, snakemake.input.epoch_seconds, snakemake.input.metrics)  # noqa: F821
+decisions = look_decisions(finals, design, int(snakemake.wildcards.look), params.equivalence_margin)  # noqa: F821
+write_json(snakemake.output.decisions, decisions)  # noqa: F821
+log.info("look %s: %s", snakemake.wildcards.look, decisions["states"])  # noqa: F821

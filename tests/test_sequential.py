@@ -1,0 +1,226 @@
+"""Sequential designs: the spending boundaries, the race replayed look by look, and its error rate by simulation.
+
+The calibration here simulates whole races as `epochbench.simulation.race_claims`
+makes them (checked against `sequential.race`, which the pipeline runs, look by look,
+below), on the data shapes of tests/test_decisions.py; benchmarks/calibration.py
+measures more reports and settings.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
+
+from epochbench import decisions, sequential, simulation
+from test_decisions import bound, finals_of
+
+MAX_N = 8
+
+
+def design(looks=(6, 12), spending="obrien_fleming", futility=True) -> sequential.Design:
+    return sequential.Design(looks=tuple(looks), seeds=tuple(range(looks[-1])), spending=spending, futility=futility)
+
+
+def declining_and_flat() -> np.ndarray:
+    """Two architectures: the first falls 1.5 points an epoch after n = 4, the second is flat."""
+    truth = np.zeros((2, MAX_N))
+    truth[0] = -1.5 * np.maximum(np.arange(1, MAX_N + 1) - 4, 0)
+    return truth
+
+
+@pytest.mark.parametrize("spending", sequential.SPENDING)
+@pytest.mark.parametrize("two_sided", [False, True])
+def test_nominal_levels_spend_alpha_as_the_spending_function_says(spending, two_sided):
+    """Brownian motion at the looks (sums of normal replicates), crossing the nominal levels: alpha(t_j) by look j."""
+    looks, alpha = (4, 8, 12), 0.05
+    levels = sequential.nominal_levels(looks, alpha, spending, two_sided)
+    rng = np.random.default_rng(5)
+    sums = rng.normal(size=(400_000, looks[-1])).cumsum(axis=1)
+    z = sums[:, np.array(looks) - 1] / np.sqrt(looks)
+    p = 2 * scipy_stats.norm.sf(np.abs(z)) if two_sided else scipy_stats.norm.sf(z)
+    crossed = np.logical_or.accumulate(p < np.array(levels), axis=1).mean(axis=0)
+    for j, k in enumerate(looks):
+        expected = sequential.spent(k / looks[-1], alpha, spending)
+        assert abs(crossed[j] - expected) < 4 * np.sqrt(expected / 400_000) + 2e-4
+    assert levels[-1] < alpha  # the looks cost the last one some of its level
+
+
+def test_one_look_is_the_fixed_design_and_obrien_fleming_keeps_most_for_the_last():
+    assert sequential.nominal_levels((10,), 0.035, "obrien_fleming", False)[0] == pytest.approx(0.035)
+    early, last = sequential.nominal_levels((6, 12), 0.035, "obrien_fleming", False)
+    pocock_early, pocock_last = sequential.nominal_levels((6, 12), 0.035, "pocock", False)
+    assert early < pocock_early and last > pocock_last and last > 0.03
+
+
+def test_the_pipelines_race_makes_the_decisions_the_batch_simulation_makes():
+    """The pipeline's race (sequential.race) and the calibration's (simulation.race_claims) agree."""
+    rng = np.random.default_rng(11)
+    truth = declining_and_flat()
+    plan = design(spending="pocock")
+    valid = simulation.accuracies(rng, "whole_images", truth, 8, 12)
+    claims = simulation.race_claims(valid, truth, plan)
+    for r in range(8):
+        finals = finals_of(valid[r][:, None], valid[r][:, None], strategies=("fine_tune",))
+        decided = sequential.race(finals, plan, decisions.EQUIVALENCE_MARGIN)
+        points = decided["overfitting"]
+        assert points["state"].tolist() == [sequential.STATES[s] for s in claims["state"][r]]
+        assert points["look"].tolist() == claims["look"][r].tolist()
+        assert points["replicates"].tolist() == claims["replicates"][r].tolist()
+        assert points["overfits"].tolist() == claims["overfits"][r].tolist()
+        assert (points["runs"] == points["replicates"] * MAX_N).all() and (points["runs_fixed"] == 12 * MAX_N).all()
+    # Both ways of stopping happen in these eight reports: early for the decline, at the end for the flat one.
+    assert (claims["look"][:, 0] == 1).any() and (claims["look"][:, 1] == 2).any()
+
+
+def test_a_look_plans_the_next_seeds_only_for_open_architectures():
+    rng = np.random.default_rng(2)
+    truth = declining_and_flat()
+    truth[0] *= 4  # six epochs' decline, every replicate agreeing: resolved at the first look
+    plan = design(spending="pocock", futility=False)
+    valid = simulation.accuracies(rng, "normal", truth, 1, 12)[0]
+    finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
+    first_look = finals[finals["seed"] < 6]
+    decided = sequential.look_decisions(first_look, plan, 1, decisions.EQUIVALENCE_MARGIN)
+    assert decided["states"] == {"a0": "overfits", "a1": "open"}
+    assert decided["seeds"] == {"a0": list(range(6)), "a1": list(range(12))}
+    # The second look sees a0's six seeds and a1's twelve: a0 keeps its first look's verdicts.
+    second_look = finals[(finals["architecture"] == "a1") | (finals["seed"] < 6)]
+    final = sequential.look_decisions(second_look, plan, 2, decisions.EQUIVALENCE_MARGIN)
+    assert final["states"]["a0"] == "overfits" and final["states"]["a1"] in ("unresolved", "holds")
+    # A look whose cells are not all there is refused, not decided on part of them.
+    with pytest.raises(ValueError, match="look 2: the cells given reach look 1"):
+        sequential.look_decisions(first_look, plan, 2, decisions.EQUIVALENCE_MARGIN)
+
+
+def test_the_report_counts_the_runs_the_race_saved():
+    from epochbench import report
+
+    rng = np.random.default_rng(2)
+    truth = declining_and_flat()
+    truth[0] *= 4
+    valid = simulation.accuracies(rng, "normal", truth, 1, 12)[0]
+    finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
+    decided = sequential.race(finals, design(spending="pocock", futility=False), decisions.EQUIVALENCE_MARGIN)
+    race = report.race_context(decided["overfitting"], decided["looks"])
+    # a0 stopped at 6 replicates (48 runs), a1 went on to 12 (96): 144 of the 192 a fixed design trains.
+    assert [r["runs"] for r in race["rows"]] == ["48 of 96", "96 of 96"]
+    assert race["saved"].startswith("The sequential design trained 144 of the 192 runs")
+    assert [(r["architecture"], r["look"]) for r in race["looks"]] == [("a0", 1), ("a1", 1), ("a1", 2)]
+    assert "stopped at look 1 of 2 (decline resolved) with 6 replicates" in report.sequential_note(
+        decided["overfitting"].iloc[0])
+
+
+def test_a_first_look_without_its_replicates_is_named():
+    valid = simulation.accuracies(np.random.default_rng(0), "normal", np.zeros((1, 3)), 1, 4)[0]
+    finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
+    with pytest.raises(ValueError, match="the first look needs 6 replicates"):
+        sequential.race(finals, design(), decisions.EQUIVALENCE_MARGIN)
+
+
+# --- calibration by simulation ---------------------------------------------------------------------
+# A few hundred races per setting, two architectures of N = 8 in one family, looks at 6 and 12: the noise
+# shapes that broke the old rules (skewed) and real data's rounding (whole images), one spending function
+# each; benchmarks/calibration.py measures every shape with both.
+
+RACES = 200
+
+
+def naive_peeking_claims(valid) -> np.ndarray:
+    """A plain paired t-test of every n < N against N (Holm) after every replicate from 3 on: any claim, per report."""
+    reports, archs, k, size = valid.shape
+    claimed = np.zeros(reports, bool)
+    for seen in range(3, k + 1):
+        differences = valid[:, :, :seen, :-1] - valid[:, :, :seen, -1:]
+        p = scipy_stats.ttest_1samp(differences, 0.0, axis=2, alternative="greater").pvalue.reshape(reports, -1)
+        claimed |= np.array([multipletests(np.nan_to_num(row, nan=1.0), decisions.ALPHA, "holm")[0].any()
+                             for row in p])
+    return claimed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape,spending", [("skewed", "obrien_fleming"), ("whole_images", "pocock")])
+def test_null_races_rarely_make_any_false_claim_and_naive_peeking_does(shape, spending):
+    """Nothing differs: any claim of a race is false. Peeking with t-tests on the same data claims far more often."""
+    rng = np.random.default_rng(100 + simulation.SHAPES.index(shape))
+    truth = np.zeros((2, MAX_N))
+    valid = simulation.accuracies(rng, shape, truth, RACES, 12)
+    claims = simulation.race_claims(valid, truth, design(spending=spending))
+    assert claims["false_claim"].mean() <= bound(RACES)
+    assert naive_peeking_claims(valid).mean() > bound(RACES)
+
+
+@pytest.mark.slow
+def test_a_race_finds_a_real_decline_about_as_often_as_the_fixed_design_with_fewer_runs():
+    rng = np.random.default_rng(21)
+    truth = declining_and_flat()
+    valid = simulation.accuracies(rng, "whole_images", truth, RACES, 12)
+    race = simulation.race_claims(valid, truth, design())
+    fixed = simulation.report_claims(valid, truth)
+    assert race["overfits"][:, 0].mean() >= fixed["overfits"][:, 0].mean() - 0.05
+    assert race["runs"].mean() < 2 * 12 * MAX_N
+    assert race["false_claim"].mean() <= bound(RACES)
+
+
+# --- the pipeline: looks as Snakemake checkpoints -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_one_run_makes_every_look_a_kill_mid_look_loses_nothing_and_a_rerun_does_nothing(tmp_path):
+    """config/ci.yaml's sweep with looks at 2 and 4 replicates: look 2's cells exist only for the architectures
+    look 1 left open; a run killed while look 2 trains resumes without retraining a finished cell; the next run
+    has nothing to do."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    import yaml
+
+    from conftest import ROOT, snakemake, sweep_only_config
+    from test_trust import cell_files, wait_for
+
+    config = yaml.safe_load(sweep_only_config(tmp_path).read_text())
+    # No futility stop: two replicates resolve nothing, so look 1 leaves every architecture open for look 2.
+    config.update(seeds=[0, 1, 2, 3], replicates=dict(looks=[2, 4], spending="pocock", futility=False))
+    config_path = tmp_path / "sequential.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    look_1 = tmp_path / "results" / "ci" / "looks" / "look1.json"
+    command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(config_path), "--cores", "2"]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        logs = tmp_path / "logs" / "ci" / "train"
+
+        def second_look_training():
+            return look_1.exists() and (any(logs.rglob("seed2.log")) or any(logs.rglob("seed3.log")))
+
+        killed_mid_look = wait_for(second_look_training)
+        os.killpg(run.pid, signal.SIGKILL)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    before = cell_files(tmp_path)
+    snakemake(tmp_path, "--unlock", configfile=config_path)
+    snakemake(tmp_path, configfile=config_path)
+    after = cell_files(tmp_path)
+    for path, stamp in before.items():
+        assert after[path] == stamp, f"{path} was rewritten although its cell had finished"
+
+    decisions = json.loads(look_1.read_text())
+    # After look 1 (where nothing can be resolved yet): every open architecture, and only those, got seeds 2 and 3.
+    for arch, seeds in decisions["seeds"].items():
+        assert seeds == ([0, 1, 2, 3] if decisions["states"][arch] == "open" else [0, 1])
+        trained = {int(p.parent.name.removeprefix("seed"))
+                   for p in (tmp_path / "results" / "ci" / "cells" / "fine_tune" / arch).rglob("metrics.json")}
+        assert trained == set(seeds), arch
+    finals = pd.read_csv(tmp_path / "results" / "ci" / "tables" / "finals.csv")
+    assert len(finals) == sum(len(seeds) for seeds in decisions["seeds"].values()) * config["max_epochs"]
+    looks = pd.read_csv(tmp_path / "results" / "ci" / "tables" / "looks.csv")
+    assert set(decisions["states"].values()) == {"open"} and looks["look"].max() == 2
+    page = (tmp_path / "reports" / "ci" / "index.html").read_text()
+    assert 'id="race-table"' in page and "Sequential design: this architecture stopped at look" in page
+    assert killed_mid_look, "the run never reached look 2's training before the kill"
+    again = snakemake(tmp_path, configfile=config_path)
+    assert "Nothing to be done" in again.stdout + again.stderr
