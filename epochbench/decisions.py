@@ -462,8 +462,12 @@ def analyze(finals: pd.DataFrame, margin: float = EQUIVALENCE_MARGIN) -> dict:
     replays a sequential design's looks).
     """
     check_columns(finals)
-    with_strategies = "strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any())
-    return analyze_fixed(finals, margin, error_budget(with_strategies))
+    return analyze_fixed(finals, margin, report_budget(finals))
+
+
+def report_budget(finals: pd.DataFrame) -> dict:
+    """The report's split of its budget for a finals table: the strategies take a share where it has any."""
+    return error_budget("strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any()))
 
 
 def check_columns(finals: pd.DataFrame) -> None:

@@ -184,8 +184,7 @@ def race(finals: pd.DataFrame, design: Design, margin: float) -> dict:
     replicates.
     """
     decisions.check_columns(finals)
-    with_strategies = "strategy" in finals.columns and bool((finals["strategy"] != "fine_tune").any())
-    budget = decisions.error_budget(with_strategies)
+    budget = decisions.report_budget(finals)
     architectures = list(fine_tune_only(finals)["architecture"].unique())
     finals = finals[finals["seed"].isin(design.seeds)]
     stopped, at_look, history = {}, {}, []
