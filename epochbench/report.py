@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import __version__, decisions, units
+from . import __version__, decisions, sequential, units
 from .provenance import git_commit
 from .redact import redact_credentials
 from .tables import cell_times, epochs_computed, rule_times
@@ -279,7 +279,24 @@ def race_context(points: pd.DataFrame, looks: pd.DataFrame) -> dict:
                       p=p_text(r.p_decline), alpha=f"{r.alpha_overfits:.3g}", worse=f"{r.alpha_worse:.3g}",
                       equivalent=f"{r.alpha_equivalent:.3g}") for r in looks.itertuples()] if len(looks) else []
     return dict(rows=rows, looks=look_rows, saved=saved + ".", spending=SPENDING_WORDS[points["spending"].iloc[0]],
-                replicates=", ".join(str(r) for r in sorted(looks["replicates"].unique())) if len(looks) else "")
+                replicates=", ".join(str(r) for r in sorted(looks["replicates"].unique())) if len(looks) else "",
+                blind=blind_looks(looks))
+
+
+def blind_looks(looks: pd.DataFrame) -> str:
+    """A sentence for the looks at which no decline could be resolved whatever the data ("" where every look could)."""
+    if not len(looks):
+        return ""
+    blind = sequential.looks_without_decline(looks)
+    if blind.empty:
+        return ""
+    parts = [f"look {int(r.look)} ({int(r.replicates)} replicates: p cannot go below {r.floor:.2g}, its level is "
+             f"{r.alpha_overfits:.2g})" for r in blind.itertuples()]
+    return ("No decline could be resolved at " + "; ".join(parts) + ", whatever the data: the decline test's p "
+            "is a share of its sign-flip patterns, 2^k of them with k replicates. Such a look stops an "
+            "architecture only for equivalence or futility. A look with more replicates, or Pocock-type spending, "
+            "which keeps less of the budget for the last look, can stop a clear decline "
+            "(docs/verdicts.md#sequential-designs-replicates-added-in-looks).")
 
 
 def sequential_note(point: pd.Series) -> str:

@@ -50,7 +50,7 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from . import decisions
+from . import decisions, stepdown
 from .stats import fine_tune_only
 from .tables import epochs_computed
 
@@ -138,6 +138,31 @@ def look_budget(design: Design, look: int, budget: dict, two_sided: dict) -> dic
     """{kind: the nominal level of look `look`} for a report whose budget over all looks is `budget`."""
     return {kind: nominal_levels(design.looks, alpha, design.spending, two_sided[kind])[look]
             for kind, alpha in budget.items()}
+
+
+def decline_floor(replicates: int) -> float:
+    """The smallest adjusted p a decline test on `replicates` replicates can give, whatever the data.
+
+    A one-sided step-down p is (1 + exceedances) / (1 + draws) in both of its
+    randomisations and the claim needs the larger: 1 / 2**k for the sign flips
+    (the identity is the only pattern no flip can reach), 1 / (1 + resamples)
+    for the bootstrap.
+    """
+    return max(1 / (1 + len(stepdown.sign_patterns(replicates))), 1 / (1 + stepdown.RESAMPLES))
+
+
+def looks_without_decline(looks: pd.DataFrame) -> pd.DataFrame:
+    """The looks of a race's `looks` table at which no decline could be resolved: their level is below the floor.
+
+    Such a look can stop an architecture only for equivalence or futility.
+    O'Brien-Fleming-type spending keeps little for early looks: with the
+    report's 0.035 for declines, looks at 6 and 12 replicates give look 1 a
+    level of 0.0029, under six replicates' floor 1/64; looks at 8 and 12 give
+    0.0098, above eight's 1/256.
+    """
+    unique = looks.drop_duplicates("look")[["look", "replicates", "alpha_overfits"]].copy()
+    unique["floor"] = [decline_floor(int(k)) for k in unique["replicates"]]
+    return unique[unique["floor"] >= unique["alpha_overfits"]].reset_index(drop=True)
 
 
 def state(point: pd.Series, compared: pd.DataFrame, design: Design, look: int) -> str:

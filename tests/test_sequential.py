@@ -106,9 +106,34 @@ def test_the_report_counts_the_runs_the_race_saved():
     # a0 stopped at 6 replicates (48 runs), a1 went on to 12 (96): 144 of the 192 a fixed design trains.
     assert [r["runs"] for r in race["rows"]] == ["48 of 96", "96 of 96"]
     assert race["saved"].startswith("The sequential design trained 144 of the 192 runs")
+    assert race["blind"] == ""  # Pocock's first look at 6 replicates, 0.022, is above their floor of 1/64
     assert [(r["architecture"], r["look"]) for r in race["looks"]] == [("a0", 1), ("a1", 1), ("a1", 2)]
     assert "stopped at look 1 of 2 (decline resolved) with 6 replicates" in report.sequential_note(
         decided["overfitting"].iloc[0])
+
+
+def test_a_look_whose_level_is_below_its_replicates_floor_is_named_in_the_report():
+    """O'Brien-Fleming's first look at 6 of 12 replicates cannot resolve a decline; at 8 of 12 it can, and does."""
+    from epochbench import report
+
+    assert sequential.decline_floor(6) == 1 / 64 and sequential.decline_floor(8) == 1 / 256
+    assert sequential.decline_floor(12) == 1 / 2001  # 2000 drawn sign patterns and bootstrap resamples
+    truth = np.zeros((2, MAX_N))
+    truth[:, -1] = -20.0  # n = N twenty points below every other n, in every replicate
+    valid = simulation.accuracies(np.random.default_rng(4), "normal", truth, 1, 12)[0]
+    finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
+    blind = sequential.race(finals, design(futility=False), decisions.EQUIVALENCE_MARGIN)
+    # Both at the floor of six replicates, 1/64, above look 1's level: neither stops there.
+    assert (blind["looks"].query("look == 1")["p_decline"] == 1 / 64).all()
+    assert (blind["looks"].query("look == 1")["state"] == "open").all()
+    assert list(sequential.looks_without_decline(blind["looks"])["look"]) == [1]
+    sentence = report.race_context(blind["overfitting"], blind["looks"])["blind"]
+    assert sentence.startswith("No decline could be resolved at look 1 (6 replicates: p cannot go below 0.016, "
+                               "its level is 0.0029)")
+    seeing = sequential.race(finals, design(looks=(8, 12), futility=False), decisions.EQUIVALENCE_MARGIN)
+    assert sequential.looks_without_decline(seeing["looks"]).empty
+    assert report.race_context(seeing["overfitting"], seeing["looks"])["blind"] == ""
+    assert list(seeing["overfitting"]["look"]) == [1, 1] and list(seeing["overfitting"]["state"]) == ["overfits"] * 2
 
 
 def test_a_first_look_without_its_replicates_is_named():
