@@ -310,7 +310,7 @@ def readme_table(table: pd.DataFrame) -> str:
 
 
 # The sequential design's settings: the default experiment's shape of report, two architectures of N = 8.
-SEQUENTIAL_LOOKS = (6, 12)
+SEQUENTIAL_LOOKS = (8, 12)  # config/sequential.yaml's
 SEQUENTIAL_N = 8
 NAIVE = "naive peeking: paired t-tests, Holm, after every replicate from 3"
 
