@@ -196,6 +196,8 @@ def bench_adaptive() -> list:
         results = work / "results" / config["experiment"] / "tables"
         finals = pd.read_csv(results / "finals.csv")
         points = pd.read_csv(results / "overfitting.csv").set_index("architecture")
+        looks = pd.read_csv(results / "looks.csv") if name == "sequential" else pd.DataFrame()
+        first_look = looks[looks["look"] == 1].set_index("architecture")["p_decline"] if len(looks) else {}
         tables[name] = finals
         for arch, point in points.iterrows():
             cells = finals[finals["architecture"] == arch]
@@ -203,6 +205,7 @@ def bench_adaptive() -> list:
                              epochs=epochs_computed(cells)[0], replicates=int(point["replicates"]),
                              state=point.get("state", ""), overfits=bool(point["overfits"]),
                              decline_from_n=int(point["decline_from_n"]), p_decline=point["p_decline"],
+                             p_decline_first_look=first_look.get(arch, np.nan),
                              rerun_does_nothing="Nothing to be done" in rerun.stdout + rerun.stderr))
     replayed = race(tables["fixed"], design, config.get("equivalence_margin", 0.01))["overfitting"]
     frame = pd.DataFrame(rows)
