@@ -309,9 +309,9 @@ def readme_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-# The sequential design's settings: the default experiment's shape of report, two architectures of N = 8.
+# The sequential design's settings: config/sequential.yaml's shape of report, two architectures of N = 10.
 SEQUENTIAL_LOOKS = (8, 12)  # config/sequential.yaml's
-SEQUENTIAL_N = 8
+SEQUENTIAL_N = 10  # config/sequential.yaml's
 NAIVE = "naive peeking: paired t-tests, Holm, after every replicate from 3"
 
 

@@ -197,6 +197,9 @@ def bench_adaptive() -> list:
         finals = pd.read_csv(results / "finals.csv")
         points = pd.read_csv(results / "overfitting.csv").set_index("architecture")
         looks = pd.read_csv(results / "looks.csv") if name == "sequential" else pd.DataFrame()
+        if name == "sequential":  # the answers the sequential run's report gives, and every look's tests
+            write_csv(RESULTS / "adaptive_overfitting.csv", points.reset_index())
+            write_csv(RESULTS / "adaptive_looks.csv", looks)
         first_look = looks[looks["look"] == 1].set_index("architecture")["p_decline"] if len(looks) else {}
         tables[name] = finals
         for arch, point in points.iterrows():
