@@ -294,8 +294,8 @@ def blind_looks(looks: pd.DataFrame) -> str:
              f"{r.alpha_overfits:.2g})" for r in blind.itertuples()]
     return ("No decline could be resolved at " + "; ".join(parts) + ", whatever the data: the decline test's p "
             "is a share of its sign-flip patterns, 2^k of them with k replicates. Such a look stops an "
-            "architecture only for equivalence or futility. A look with more replicates, or Pocock-type spending, "
-            "which keeps less of the budget for the last look, can stop a clear decline "
+            "architecture only for equivalence or futility. More replicates at that look, or a spending function "
+            "that spends more of the budget early, raise its level or lower its floor "
             "(docs/verdicts.md#sequential-designs-replicates-added-in-looks).")
 
 

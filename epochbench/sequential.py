@@ -144,9 +144,9 @@ def decline_floor(replicates: int) -> float:
     """The smallest adjusted p a decline test on `replicates` replicates can give, whatever the data.
 
     A one-sided step-down p is (1 + exceedances) / (1 + draws) in both of its
-    randomisations and the claim needs the larger: 1 / 2**k for the sign flips
-    (the identity is the only pattern no flip can reach), 1 / (1 + resamples)
-    for the bootstrap.
+    randomisations, and the claim needs the larger: the observed signs are one
+    of the 2**k sign patterns, so the sign flips give at least 1 / 2**k, and
+    the bootstrap at least 1 / (1 + resamples).
     """
     return max(1 / (1 + len(stepdown.sign_patterns(replicates))), 1 / (1 + stepdown.RESAMPLES))
 

@@ -14,6 +14,7 @@ _, finals = collect(snakemake.input.histories, snakemake.input.epoch_seconds, sn
 decisions = sequential.look_decisions(finals, design, int(snakemake.wildcards.look), params.equivalence_margin)  # noqa: F821
 write_json(snakemake.output.decisions, decisions)  # noqa: F821
 log.info("look %s: %s", snakemake.wildcards.look, decisions["states"])  # noqa: F821
-for blind in sequential.looks_without_decline(pd.DataFrame(decisions["looks"])).itertuples():
+blind = sequential.looks_without_decline(pd.DataFrame(decisions["looks"]))
+for row in blind[blind["look"] == decisions["look"]].itertuples():
     log.warning("look %d (%d replicates) cannot resolve a decline: its p cannot go below %.2g, its level is %.2g",
-                blind.look, blind.replicates, blind.floor, blind.alpha_overfits)
+                row.look, row.replicates, row.floor, row.alpha_overfits)

@@ -262,6 +262,9 @@ def test_one_run_makes_every_look_a_kill_mid_look_loses_nothing_and_a_rerun_does
     assert set(decisions["states"].values()) == {"open"} and looks["look"].max() == 2
     page = (tmp_path / "reports" / "ci" / "index.html").read_text()
     assert 'id="race-table"' in page and "Sequential design: this architecture stopped at look" in page
+    # Two and four replicates can never give a p below 1/4 and 1/16: the log and the report say the looks are blind.
+    assert "look 1 (2 replicates) cannot resolve a decline" in (tmp_path / "logs" / "ci" / "look" / "1.log").read_text()
+    assert 'id="race-blind"' in page and "No decline could be resolved at look 1 (2 replicates" in page
     assert killed_mid_look, "the run never reached look 2's training before the kill"
     again = snakemake(tmp_path, configfile=config_path)
     assert "Nothing to be done" in again.stdout + again.stderr
