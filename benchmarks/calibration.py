@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
@@ -309,9 +310,10 @@ def readme_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-# The sequential design's settings: config/sequential.yaml's shape of report, two architectures of N = 10.
-SEQUENTIAL_LOOKS = (8, 12)  # config/sequential.yaml's
-SEQUENTIAL_N = 10  # config/sequential.yaml's
+# The sequential design's settings: config/sequential.yaml's looks and N, two architectures in one family.
+SEQUENTIAL_CONFIG = yaml.safe_load((ROOT / "config" / "sequential.yaml").read_text())
+SEQUENTIAL_LOOKS = tuple(SEQUENTIAL_CONFIG["replicates"]["looks"])
+SEQUENTIAL_N = SEQUENTIAL_CONFIG["max_epochs"]
 NAIVE = "naive peeking: paired t-tests, Holm, after every replicate from 3"
 
 

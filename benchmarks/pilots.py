@@ -6,8 +6,8 @@ RESULTS is an experiment's results folder (results/<experiment>) in which the
 pipeline has prepared the target data and pretrained ARCH's body on the
 source task (any run of config/sequential.yaml does). Each cell is
 `train.train_cell` as the pipeline's `train` rule runs it, with fastai's own
-fine_tune (no shared frozen fit). The keys change one thing against the
-default experiment: batch (batch_size), noise (dataset.label_noise), train
+fine_tune (no shared frozen fit). The keys change one thing against
+config/config.yaml: batch (batch_size), noise (dataset.label_noise), train
 (dataset.train_size), lr (fine_tune.base_lr), mult (fine_tune.lr_mult), ps
 (the dropout of vision_learner's head, fastai's `ps`). Validation accuracy of
 every cell is appended to benchmarks/results/pilots.csv; the test split plays
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,11 +37,16 @@ def pilot(results, arch: str, seeds, ns, changes: dict) -> pd.DataFrame:
     unknown = set(changes) - set(KEYS)
     if unknown:
         raise SystemExit(f"pilots.py: unknown key(s) {', '.join(sorted(unknown))} (use {', '.join(KEYS)})")
+    from snakemake.utils import validate
+
     results = Path(results)
-    dataset = dict(name="digits", split_seed=0, train_size=int(changes.get("train", 500)),
-                   label_noise=float(changes.get("noise", 0.4)), valid_fraction=0.2, test_fraction=0.2)
-    settings = LearnerSettings(batch_size=int(changes.get("batch", 64)), dataset=dataset, threads=1)
-    fine_tune = dict(base_lr=float(changes.get("lr", 0.01)), lr_mult=float(changes.get("mult", 10)))
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))  # fills in the defaults
+    dataset = dict(config["dataset"], train_size=int(changes.get("train", config["dataset"]["train_size"])),
+                   label_noise=float(changes.get("noise", config["dataset"]["label_noise"])))
+    settings = LearnerSettings(batch_size=int(changes.get("batch", config["batch_size"])), dataset=dataset, threads=1)
+    fine_tune = dict(config["fine_tune"], base_lr=float(changes.get("lr", config["fine_tune"]["base_lr"])),
+                     lr_mult=float(changes.get("mult", config["fine_tune"]["lr_mult"])))
     if "ps" in changes:
         train.vision_learner = functools.partial(train.vision_learner, ps=float(changes["ps"]))
     setting = " ".join(f"{key}={changes[key]}" for key in KEYS if key in changes) or "default"

@@ -196,11 +196,12 @@ def bench_adaptive() -> list:
         results = work / "results" / config["experiment"] / "tables"
         finals = pd.read_csv(results / "finals.csv")
         points = pd.read_csv(results / "overfitting.csv").set_index("architecture")
-        looks = pd.read_csv(results / "looks.csv") if name == "sequential" else pd.DataFrame()
+        first_look = {}
         if name == "sequential":  # the answers the sequential run's report gives, and every look's tests
+            looks = pd.read_csv(results / "looks.csv")
             write_csv(RESULTS / "adaptive_overfitting.csv", points.reset_index())
             write_csv(RESULTS / "adaptive_looks.csv", looks)
-        first_look = looks[looks["look"] == 1].set_index("architecture")["p_decline"] if len(looks) else {}
+            first_look = looks[looks["look"] == 1].set_index("architecture")["p_decline"]
         tables[name] = finals
         for arch, point in points.iterrows():
             cells = finals[finals["architecture"] == arch]
