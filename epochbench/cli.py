@@ -30,6 +30,11 @@ def parser() -> argparse.ArgumentParser:
                                                                  "(and strategies.csv with a strategy column)")
     analyze.add_argument("--equivalence-margin", type=float,
                          help="equivalence margin as a fraction of accuracy (default 0.01, one point)")
+    analyze.add_argument("--looks", type=looks_list, metavar="K1,K2,...",
+                         help="replay a sequential design whose looks had these replicates (seeds in increasing "
+                              "order); also writes looks.csv")
+    analyze.add_argument("--spending", choices=("obrien_fleming", "pocock"), default="obrien_fleming",
+                         help="with --looks: the Lan-DeMets spending function (default obrien_fleming)")
 
     for name, text in (("status", "how far a sweep has got: runs, epochs, failures, time left"),
                        ("report", "the report of the runs finished so far (--partial)"),
@@ -50,6 +55,17 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--tracking-uri", metavar="URI",
                                  help="upload there rather than to the config's tracking.mlflow")
     return top
+
+
+def looks_list(text: str) -> tuple:
+    """--looks: increasing replicate counts, each at least 2 ("8,12")."""
+    try:
+        looks = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of replicate counts") from None
+    if min(looks) < 2 or any(later <= earlier for earlier, later in zip(looks, looks[1:])):
+        raise argparse.ArgumentTypeError(f"{text!r}: the looks' replicates must increase, each at least 2")
+    return looks
 
 
 def analyze(args) -> int:
@@ -75,11 +91,21 @@ def analyze(args) -> int:
         else:
             finals = pd.read_csv(args.finals)
         margin = EQUIVALENCE_MARGIN if args.equivalence_margin is None else args.equivalence_margin
-        tables = decide(finals, margin)
+        if args.looks is None:
+            tables = decide(finals, margin)
+        else:
+            from .sequential import Design, race
+
+            seeds = tuple(sorted(finals["seed"].unique())) if "seed" in finals.columns else ()
+            if len(seeds) < args.looks[-1]:
+                raise ValueError(f"--looks {','.join(map(str, args.looks))}: the last look needs {args.looks[-1]} "
+                                 f"seeds, the table has {len(seeds)}")
+            tables = race(finals, Design(looks=args.looks, seeds=seeds, spending=args.spending), margin)
     except (OSError, ValueError, pd.errors.ParserError) as err:
         print(f"epochbench analyze: {source}: {err}", file=sys.stderr)
         return 2
     names = ["comparison", "overfitting"] + (["strategies"] if "strategy" in finals.columns else [])
+    names += ["looks"] * (args.looks is not None)
     if args.mlflow is not None:
         names.insert(0, "finals")  # what was read from MLflow, as a CSV the command also takes
         tables = dict(tables, finals=finals)

@@ -11,6 +11,12 @@ keeps the replicates that have every n): an architecture is in the report once
 one replicate has finished every n = 1..N of fine_tune, and the answer says on
 how many replicates it rests; means and intervals per n (the summary table and
 figures) use every finished run, so an n with fewer replicates shows as such.
+
+A sequential design's partial report is the race so far (`epochbench.sequential.race`):
+its claims are those of the last look whose replicates have all finished, at that look's
+levels, the very ones its `look` checkpoint makes. Deciding on every finished replicate at
+the fixed design's levels instead would be one more look that the design does not pay for:
+the naive peeking the spending function is there to prevent.
 """
 
 import sys
@@ -33,6 +39,13 @@ def complete_architectures(finals, max_n: int) -> list:
     return sorted({arch for (arch, _), count in per_seed.items() if count == max_n})
 
 
+def first_look_finished(finals, design, architectures) -> list:
+    """Of `architectures`, those that have finished every cell of a sequential design's first look."""
+    from .sequential import complete, data_at
+
+    return [arch for arch in architectures if complete(data_at(finals, design, 0, [arch]), design, 0)]
+
+
 def as_written(frame):
     """`frame` as the pipeline's next rule reads it back: through a CSV with io.write_csv's float format.
 
@@ -52,6 +65,7 @@ def render_partial(config: dict, workdir, out=None) -> tuple:
     """Write the partial report of `config`'s sweep in `workdir`; return (its path, the banner's numbers)."""
     from .io import write_text
     from .outputs import draw_figures, report_html, summary_tables
+    from .sequential import design_from_config
     from .tables import collect
 
     workdir = Path(workdir)
@@ -65,6 +79,14 @@ def render_partial(config: dict, workdir, out=None) -> tuple:
         raise NothingToReport(f"{results}: no run has finished yet (0 of {len(planned)})")
     histories, finals = map(as_written, collect(*([cell / name for cell in finished] for name in CELL_FILES)))
     shown = complete_architectures(finals, max_n)
+    design = design_from_config(config)
+    if design is not None and shown:  # nothing may be decided before a look's replicates have all finished
+        shown = first_look_finished(finals, design, shown)
+        if not shown:
+            raise NothingToReport(
+                f"{results}: {len(finished)} of {len(planned)} runs finished, but no architecture has finished "
+                f"every cell of the first look ({design.looks[0]} replicates) yet: a sequential design decides "
+                "only at its looks")
     if not shown:
         raise NothingToReport(
             f"{results}: {len(finished)} of {len(planned)} runs finished, but no replicate of any architecture has "
@@ -73,7 +95,8 @@ def render_partial(config: dict, workdir, out=None) -> tuple:
     finals = finals[finals["architecture"].isin(shown)].reset_index(drop=True)
     histories = histories[histories["architecture"].isin(shown)].reset_index(drop=True)
     tables = {name: as_written(table) for name, table in
-              summary_tables(finals, histories, max_n, config["early_stopping"], config["equivalence_margin"]).items()}
+              summary_tables(finals, histories, max_n, config["early_stopping"], config["equivalence_margin"],
+                             design=design).items()}
     figures_dir = out / "figures"
     lr_find = isinstance(config["fine_tune"]["base_lr"], str)
     lr_find_results = sorted(str(p) for p in (results / "lr_find").glob("*.json")) if lr_find else []
@@ -85,9 +108,15 @@ def render_partial(config: dict, workdir, out=None) -> tuple:
     replicates = tables["overfitting"].set_index("architecture")["replicates"]
     detail = ("The verdicts of " + ", ".join(f"{arch} rest on {int(k)} replicate{'s' * (int(k) != 1)} that "
                                               f"finished every n" for arch, k in replicates.items()) + ".")
+    if design is not None:
+        at_look = tables["overfitting"].set_index("architecture")["look"]
+        detail = ("A sequential design: the verdicts are those of the last look whose replicates have all finished, "
+                  "at its levels (" + ", ".join(f"{arch}: look {int(look)}, {int(replicates[arch])} replicates"
+                                                for arch, look in at_look.items()) + ").")
     if waiting:
-        detail += (f" Not yet here: {', '.join(waiting)} (no replicate has finished every n = 1..{max_n}; "
-                   f"its finished runs are counted above).")
+        missing = (f"the first look's {design.looks[0]} replicates have not all finished" if design is not None
+                   else f"no replicate has finished every n = 1..{max_n}")
+        detail += f" Not yet here: {', '.join(waiting)} ({missing}; its finished runs are counted above)."
     partial = dict(runs=len(finished), planned=len(planned), detail=detail, architectures_waiting=waiting)
     settings = {key: value for key, value in config.items() if key != "tracking"}
     html = report_html(

@@ -18,8 +18,8 @@ def copy_of_results(workdir, into):
     return into
 
 
-def partial_report(folder, *extra):
-    return subprocess.run([sys.executable, "-m", "epochbench", "report", "--partial", "--configfile", str(CI_CONFIG),
+def partial_report(folder, *extra, configfile=CI_CONFIG):
+    return subprocess.run([sys.executable, "-m", "epochbench", "report", "--partial", "--configfile", str(configfile),
                            "--directory", str(folder), *extra], capture_output=True, text=True, cwd=ROOT)
 
 
@@ -83,3 +83,51 @@ def test_a_partial_report_needs_one_replicate_with_every_n(finished_run, tmp_pat
         f"epochbench report: {folder / 'results' / 'ci'}: 20 of 24 runs finished, but no replicate of any "
         "architecture has finished fine_tune(n) for every n = 1..2 yet: the verdicts compare every n on the same "
         "replicates")
+
+
+def sequential_config(folder, looks=(2, 4)):
+    """config/ci.yaml as a sequential design: the finished run's two seeds are its first look, seeds 2 and 3 to come."""
+    import yaml
+
+    config = yaml.safe_load(CI_CONFIG.read_text())
+    config.update(seeds=[0, 1, 2, 3], replicates=dict(looks=list(looks), spending="pocock"))
+    path = folder / "sequential.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_sequential_designs_partial_report_decides_at_its_last_finished_look(finished_run, tmp_path):
+    """Look 1 (two replicates) has finished, look 2 not: the claims are look 1's, at look 1's levels, not a fixed
+    design's on every finished run (one more look, which the spending function does not pay for)."""
+    import pandas as pd
+
+    from epochbench import decisions, sequential
+
+    workdir, _ = finished_run
+    folder = copy_of_results(workdir, tmp_path)
+    config = sequential_config(tmp_path)
+    result = partial_report(folder, configfile=config)
+    assert result.returncode == 0, result.stderr
+    page = (folder / "reports" / "ci" / "partial" / "index.html").read_text()
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert "Partial report: rests on 24 of 48 runs; verdicts may change" in text
+    assert ("A sequential design: the verdicts are those of the last look whose replicates have all finished, at "
+            "its levels (resnet18: look 1, 2 replicates, test_resnet: look 1, 2 replicates).") in text
+    assert 'id="race-table"' in page
+    finals = pd.read_csv(workdir / "results" / "ci" / "tables" / "finals.csv")
+    level = sequential.nominal_levels((2, 4), decisions.report_budget(finals)["overfits"], "pocock", False)[0]
+    looks = table_rows(page, "looks-table")
+    assert {(row[0], row[1], row[2]) for row in looks} == {("resnet18", "1", "2"), ("test_resnet", "1", "2")}
+    assert {row[5] for row in looks} == {f"{level:.3g}"} and level < decisions.report_budget(finals)["overfits"]
+
+
+def test_a_sequential_designs_partial_report_waits_for_its_first_look(finished_run, tmp_path):
+    workdir, _ = finished_run
+    folder = copy_of_results(workdir, tmp_path)
+    for arch in ("resnet18", "test_resnet"):  # one cell of each first look still running
+        (folder / "results" / "ci" / "cells" / "head_only" / arch / "n1" / "seed1" / "metrics.json").unlink()
+    result = partial_report(folder, configfile=sequential_config(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"epochbench report: {folder / 'results' / 'ci'}: 22 of 48 runs finished, but no architecture has finished "
+        "every cell of the first look (2 replicates) yet: a sequential design decides only at its looks")

@@ -112,6 +112,45 @@ def test_the_report_counts_the_runs_the_race_saved():
         decided["overfitting"].iloc[0])
 
 
+def test_analyze_looks_replays_the_race_on_a_table_the_pipeline_did_not_make(tmp_path):
+    """`python -m epochbench analyze --looks 6,12`: the race's tables, as the pipeline's summarize makes them, and
+    its looks table; without --looks the same runs are one fixed design of all twelve replicates."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(2)
+    truth = declining_and_flat()
+    truth[0] *= 4  # resolved at the first look
+    valid = simulation.accuracies(rng, "normal", truth, 1, 12)[0]
+    finals = finals_of(valid[:, None], valid[:, None], strategies=("fine_tune",))
+    export = tmp_path / "finals.csv"
+    finals.sample(frac=1, random_state=0).to_csv(export, index=False)  # in no particular order
+
+    def analyze(*extra):
+        return subprocess.run([sys.executable, "-m", "epochbench", "analyze", str(export), "--out",
+                               str(tmp_path / "out"), *extra], capture_output=True, text=True)
+
+    result = analyze("--looks", "6,12", "--spending", "pocock")
+    assert result.returncode == 0, result.stderr
+    expected = sequential.race(finals, design(spending="pocock"), decisions.EQUIVALENCE_MARGIN)
+    overfitting = pd.read_csv(tmp_path / "out" / "overfitting.csv").set_index("architecture")
+    assert overfitting["look"].to_dict() == expected["overfitting"].set_index("architecture")["look"].to_dict() \
+        == {"a0": 1, "a1": 2}
+    assert overfitting["replicates"].to_dict() == {"a0": 6, "a1": 12}
+    looks = pd.read_csv(tmp_path / "out" / "looks.csv")
+    assert sorted(looks[["architecture", "look", "state"]].values.tolist()) == \
+        sorted(expected["looks"][["architecture", "look", "state"]].values.tolist())
+    assert looks["alpha_overfits"].iloc[0] == pytest.approx(
+        sequential.nominal_levels((6, 12), decisions.report_budget(finals)["overfits"], "pocock", False)[0])
+    bad = analyze("--looks", "6,24")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"epochbench analyze: {export}: --looks 6,24: the last look needs 24 seeds, the table has 12"
+    assert analyze("--looks", "8,6").returncode == 2
+    (tmp_path / "out" / "looks.csv").unlink()
+    assert analyze().returncode == 0 and not (tmp_path / "out" / "looks.csv").exists()
+    assert (pd.read_csv(tmp_path / "out" / "overfitting.csv")["replicates"] == 12).all()  # one fixed design
+
+
 def test_a_look_whose_level_is_below_its_replicates_floor_is_named_in_the_report():
     """O'Brien-Fleming's first look at 6 of 12 replicates cannot resolve a decline; at 8 of 12 it can, and does."""
     from epochbench import report

@@ -366,6 +366,40 @@ def test_a_job_slurm_kills_is_reported_and_a_rerun_completes_it(cluster, tmp_pat
     assert (tmp_path / "reports" / "ci" / "index.html").is_file()
 
 
+def test_looks_through_sbatch_decide_beside_snakemake_and_a_rerun_does_nothing(cluster, tmp_path):
+    """A sequential design (looks at 2 and 4 replicates) through the SLURM profile: the look checkpoint runs
+    beside snakemake, look 2's cells are queued only for what look 1 left open, and a rerun has nothing to do."""
+    import json
+
+    config = yaml.safe_load(smallest_sweep_config(tmp_path).read_text())
+    # No futility stop: two replicates resolve nothing, so look 1 leaves the architecture open for look 2.
+    config.update(seeds=[0, 1, 2, 3], replicates=dict(looks=[2, 4], spending="pocock", futility=False))
+    sequential_config = tmp_path / "sequential.yaml"
+    sequential_config.write_text(yaml.safe_dump(config))
+    result = subprocess.run(slurm_command(tmp_path, configfile=sequential_config), env=cluster, capture_output=True,
+                            text=True, timeout=1500)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    # A checkpoint is announced as "localcheckpoint look:" where it runs beside snakemake, "checkpoint look:" if queued.
+    assert re.search(r"^localcheckpoint look:", output, re.MULTILINE), output[-3000:]
+    assert not re.search(r"^checkpoint look:", output, re.MULTILINE)
+    decisions = {look: json.loads((tmp_path / "results" / "ci" / "looks" / f"look{look}.json").read_text())
+                 for look in (1, 2)}
+    assert decisions[1]["states"] == {"test_resnet": "open"}
+    assert decisions[1]["seeds"] == {"test_resnet": [0, 1, 2, 3]}
+    trained = {int(path.parent.name.removeprefix("seed"))
+               for path in (tmp_path / "results" / "ci" / "cells").rglob("metrics.json")}
+    assert trained == {0, 1, 2, 3}
+    # Every training job of look 2 went through sbatch: one job id per cell, as many as cells.
+    job_ids = set(re.findall(r"submitted with SLURM jobid (\d+)", output))
+    assert len(job_ids) >= 4 * config["max_epochs"], output[-3000:]
+    page = (tmp_path / "reports" / "ci" / "index.html").read_text()
+    assert 'id="race-table"' in page
+    again = subprocess.run(slurm_command(tmp_path, configfile=sequential_config), env=cluster, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stderr[-3000:]
+
+
 def planned_resources(output: str) -> list:
     """(rule, {resource: value}) for every job of a dry run's output."""
     jobs = []
