@@ -144,7 +144,8 @@ def test_analyze_looks_replays_the_race_on_a_table_the_pipeline_did_not_make(tmp
         sequential.nominal_levels((6, 12), decisions.report_budget(finals)["overfits"], "pocock", False)[0])
     bad = analyze("--looks", "6,24")
     assert bad.returncode == 2
-    assert bad.stderr.strip() == f"epochbench analyze: {export}: --looks 6,24: the last look needs 24 seeds, the table has 12"
+    assert bad.stderr.strip() == (f"epochbench analyze: {export}: --looks 6,24: the last look needs 24 seeds, "
+                                  "the table has 12")
     assert analyze("--looks", "8,6").returncode == 2
     (tmp_path / "out" / "looks.csv").unlink()
     assert analyze().returncode == 0 and not (tmp_path / "out" / "looks.csv").exists()
