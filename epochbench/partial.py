@@ -72,7 +72,7 @@ def render_partial(config: dict, workdir, out=None) -> tuple:
     experiment, max_n = config["experiment"], config["max_epochs"]
     results = workdir / "results" / experiment
     out = Path(out) if out is not None else workdir / "reports" / experiment / "partial"
-    planned = planned_cells(config)
+    planned = planned_cells(config, results)
     finished = [results / "cells" / cell_path(*cell) for cell in planned
                 if all((results / "cells" / cell_path(*cell) / name).is_file() for name in CELL_FILES)]
     if not finished:

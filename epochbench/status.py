@@ -32,15 +32,27 @@ CELL_FILES = ("history.csv", "epoch_seconds.csv", "metrics.json")
 FAILURE_MARKS = ("Traceback (most recent call last):", "epochbench: ")
 
 
-def planned_cells(config: dict) -> list:
+def planned_cells(config: dict, results=None) -> list:
     """Every (strategy, architecture, n, seed) of the grid, in the pipeline's order.
 
-    A sequential design plans up to its last look's seeds; the looks may stop some architectures before.
+    A sequential design plans up to its last look's seeds, except where a look has decided already: with
+    `results` (the experiment's results folder) the latest look's decisions (`looks/look<j>.json`, written by
+    checkpoint look) give each architecture its seeds, so one that stopped plans no more runs.
     """
     looks = (config.get("replicates") or {}).get("looks")
     seeds = config["seeds"][: looks[-1]] if looks else config["seeds"]
+    decided = latest_look(results) if looks and results is not None else {}
     return [(strategy, arch, n, seed) for strategy in config["strategies"] for arch in config["architectures"]
-            for n in range(1, config["max_epochs"] + 1) for seed in seeds]
+            for n in range(1, config["max_epochs"] + 1) for seed in decided.get(arch, seeds)]
+
+
+def latest_look(results) -> dict:
+    """{architecture: its seeds} from the latest look's decisions in `results`/looks ({} before the first look)."""
+    files = {int(path.stem.removeprefix("look")): path for path in Path(results, "looks").glob("look*.json")
+             if path.stem.removeprefix("look").isdigit()}
+    if not files:
+        return {}
+    return json.loads(files[max(files)].read_text())["seeds"]
 
 
 def cell_path(strategy, arch, n, seed) -> str:
@@ -97,7 +109,7 @@ def sweep_status(config: dict, workdir=".", now: float = None) -> dict:
     counts = dict(finished=0, failed=0, started=0, waiting=0)
     tracked = 0
     epochs_done = epochs_planned = 0
-    for strategy, arch, n, seed in planned_cells(config):
+    for strategy, arch, n, seed in planned_cells(config, results):
         path = cell_path(strategy, arch, n, seed)
         cell_dir, log = results / "cells" / path, logs / "train" / f"{path}.log"
         group = groups.setdefault((strategy, arch), dict(

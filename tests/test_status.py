@@ -148,3 +148,27 @@ def test_status_names_the_bad_config_key_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"epochbench status: {config_path}: config key 'max_epochs': 0 is less than the minimum of 1"]
+
+
+def test_status_of_a_sequential_design_plans_no_runs_for_an_architecture_a_look_stopped(tmp_path):
+    """Looks at 2 and 4 replicates: before look 1 every architecture plans 4; after it, the one it stopped plans 2."""
+    config_path = make_config(tmp_path, architectures=["arch_a", "arch_b"], seeds=[0, 1, 2, 3],
+                              strategies=["fine_tune"], replicates=dict(looks=[2, 4]))
+    config = yaml.safe_load(config_path.read_text())
+    for arch in ("arch_a", "arch_b"):
+        for n in (1, 2):
+            for seed in (0, 1):
+                finish_cell(tmp_path, "watch", f"fine_tune/{arch}/n{n}/seed{seed}", [1.0] * (n + 1), shared=1, wall=4.0)
+    before = status.sweep_status(config, tmp_path)
+    assert (before["finished"], before["cells"]) == (8, 16)
+    looks = tmp_path / "results" / "watch" / "looks"
+    looks.mkdir()
+    # What checkpoint look writes (epochbench.sequential.look_decisions): arch_a resolved, arch_b open.
+    (looks / "look1.json").write_text(json.dumps(dict(
+        look=1, replicates=2, states=dict(arch_a="overfits", arch_b="open"),
+        seeds=dict(arch_a=[0, 1], arch_b=[0, 1, 2, 3]), looks=[])))
+    after = status.sweep_status(config, tmp_path)
+    assert (after["finished"], after["cells"], after["waiting"]) == (8, 12, 4)
+    planned = {g["architecture"]: g["per_n"]["1"]["planned"] for g in after["groups"]}
+    assert planned == {"arch_a": 2, "arch_b": 4}
+    assert after["time_left"]["jobs_left"] == 4
