@@ -105,17 +105,17 @@ def render_partial(config: dict, workdir, out=None) -> tuple:
     draw_figures(tables, finals, figures_dir, strategy_comparison, lr_find_results, lr_find_curves)
     names = ["accuracy_vs_n", "loss_vs_n", "within_run_curve", "accuracy_vs_cost"]
     names += ["strategy_comparison"] * strategy_comparison + ["lr_find"] * bool(lr_find_results)
-    replicates = tables["overfitting"].set_index("architecture")["replicates"]
-    detail = ("The verdicts of " + ", ".join(f"{arch} rest on {int(k)} replicate{'s' * (int(k) != 1)} that "
-                                              f"finished every n" for arch, k in replicates.items()) + ".")
-    if design is not None:
-        at_look = tables["overfitting"].set_index("architecture")["look"]
+    points = tables["overfitting"].set_index("architecture")
+    if design is None:
+        detail = ("The verdicts of " + ", ".join(f"{arch} rest on {int(k)} replicate{'s' * (int(k) != 1)} that "
+                                                  "finished every n" for arch, k in points["replicates"].items()) + ".")
+        missing = f"no replicate has finished every n = 1..{max_n}"
+    else:
         detail = ("A sequential design: the verdicts are those of the last look whose replicates have all finished, "
-                  "at its levels (" + ", ".join(f"{arch}: look {int(look)}, {int(replicates[arch])} replicates"
-                                                for arch, look in at_look.items()) + ").")
+                  "at its levels (" + ", ".join(f"{arch}: look {int(p.look)}, {int(p.replicates)} replicates"
+                                                for arch, p in points.iterrows()) + ").")
+        missing = f"the first look's {design.looks[0]} replicates have not all finished"
     if waiting:
-        missing = (f"the first look's {design.looks[0]} replicates have not all finished" if design is not None
-                   else f"no replicate has finished every n = 1..{max_n}")
         detail += f" Not yet here: {', '.join(waiting)} ({missing}; its finished runs are counted above)."
     partial = dict(runs=len(finished), planned=len(planned), detail=detail, architectures_waiting=waiting)
     settings = {key: value for key, value in config.items() if key != "tracking"}
